@@ -1,0 +1,126 @@
+"""`pagescribe describe`: the main job on one machine — images and PDF pages to text, model in-process."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from pagescribe.cli_options import generation_options, model_options, prompt_text, sampling_from
+from pagescribe.engine.base import Engine
+from pagescribe.errors import PagescribeError
+from pagescribe.types import GenerationRequest, GenerationResult, ImageInput, Message, SamplingParams
+
+
+def load_engine(
+    model: str | None, *, mmproj: str | None, n_ctx: int, n_threads: int | None, chat_template_file: Path | None
+) -> Engine:
+    """Resolve, validate and load the in-process engine; raises ``ModelError`` with the reason."""
+    from pagescribe.engine.llamacpp import LlamaCppEngine
+    from pagescribe.models.resolve import resolve_model
+
+    files = resolve_model(model, mmproj=mmproj)
+    template = chat_template_file.read_text(encoding="utf-8") if chat_template_file else None
+    engine = LlamaCppEngine(files, n_ctx=n_ctx, n_threads=n_threads, chat_template=template)
+    engine.load()
+    return engine
+
+
+def page_request(prompt: str, image: ImageInput, params: SamplingParams) -> GenerationRequest:
+    """One page: the image, then the instruction (LLaVA's trained layout)."""
+    return GenerationRequest(messages=(Message.user(prompt, image),), params=params)
+
+
+def iter_inputs(path: Path, pages: str | None) -> Iterator[tuple[int, int, ImageInput]]:
+    """(page number, page count, image) for each page of a PDF or each frame we take from an image file."""
+    from pagescribe.pipeline.render import count_pages, parse_page_ranges, render_document
+
+    # --pages picks pages of multi-page files (PDF, TIFF); a single image is always described
+    selected = parse_page_ranges(pages) if pages and count_pages(path) > 1 else None
+    for page in render_document(path, pages=selected):
+        yield page.page, page.page_count, page.image
+
+
+@click.command("describe")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@model_options
+@generation_options
+@click.option("--pages", default=None, metavar="RANGES", help="PDF pages to describe, e.g. 1-3,7 (default: all).")
+def describe_command(
+    files: tuple[Path, ...],
+    model: str | None,
+    mmproj: str | None,
+    n_ctx: int,
+    n_threads: int | None,
+    chat_template_file: Path | None,
+    prompt: str | None,
+    prompt_file: Path | None,
+    max_tokens: int,
+    temperature: float,
+    top_p: float,
+    repeat_penalty: float,
+    seed: int,
+    as_json: bool,
+    pages: str | None,
+) -> None:
+    """Describe images and PDF pages with the vision model, loaded in this process.
+
+    FILE may be a PNG, JPEG, WebP, GIF, BMP or TIFF image, or a PDF (each page is rendered). Text goes to
+    stdout as it is generated; with --json, one record per page. Exit status 1 if any file failed.
+    """
+    instruction = prompt_text(prompt, prompt_file)
+    params = sampling_from(max_tokens, temperature, top_p, repeat_penalty, seed)
+    try:
+        engine = load_engine(
+            model, mmproj=mmproj, n_ctx=n_ctx, n_threads=n_threads, chat_template_file=chat_template_file
+        )
+    except PagescribeError as exc:
+        raise click.ClickException(exc.message) from exc
+    failed = 0
+    try:
+        for path in files:
+            failed += _describe_file(engine, path, instruction, params, pages=pages, as_json=as_json)
+    finally:
+        engine.close()
+    if failed:
+        sys.exit(1)
+
+
+def _describe_file(
+    engine: Engine, path: Path, instruction: str, params: SamplingParams, *, pages: str | None, as_json: bool
+) -> int:
+    """Describe every page of one file; returns 1 if the file or a page failed, else 0."""
+    try:
+        for number, count, image in iter_inputs(path, pages):
+            request = page_request(instruction, image, params)
+            result = _run(engine, request, header=None if as_json else f"== {path} (page {number}/{count}) ==")
+            if as_json:
+                record = {
+                    "source": str(path), "page": number, "page_count": count, "text": result.text,
+                    "finish_reason": result.finish_reason, "usage": result.usage.as_dict(),
+                    "timings": result.timings.as_dict(), "model": result.model,
+                    "image": {"width": image.width, "height": image.height},
+                }
+                click.echo(json.dumps(record, ensure_ascii=False))
+    except PagescribeError as exc:
+        where = "" if str(path) in exc.message else f"{path}: "
+        click.echo(f"pagescribe: {where}{exc.message}", err=True)
+        return 1
+    return 0
+
+
+def _run(engine: Engine, request: GenerationRequest, *, header: str | None) -> GenerationResult:
+    if header is not None:
+        click.echo(header)
+    for item in engine.stream(request):
+        if isinstance(item, GenerationResult):
+            if header is not None:
+                click.echo()
+            return item
+        if header is not None:
+            click.echo(item, nl=False)
+            sys.stdout.flush()
+    raise AssertionError("engine stream ended without a result")  # pragma: no cover

@@ -1,0 +1,138 @@
+"""The one internal request/result vocabulary. Wire adapters translate to and from these; engines consume them."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant"]
+FinishReason = Literal["stop", "length", "time_limit", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInput:
+    """A verified, decoded image: 8-bit RGB pixels, row-major, ``width * height * 3`` bytes."""
+
+    width: int
+    height: int
+    rgb: bytes = field(repr=False)
+    sha256: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.rgb) != self.width * self.height * 3:
+            raise ValueError("rgb buffer does not match width * height * 3")
+        if not self.sha256:
+            object.__setattr__(self, "sha256", hashlib.sha256(self.rgb).hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    image: ImageInput
+
+
+Part = TextPart | ImagePart
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat turn; parts keep the order in which text and images appear."""
+
+    role: Role
+    parts: tuple[Part, ...]
+
+    @classmethod
+    def user(cls, text: str, *images: ImageInput) -> Message:
+        """A user turn with the images first and the text after, the usual layout for one page."""
+        return cls("user", (*(ImagePart(i) for i in images), TextPart(text)))
+
+    @property
+    def images(self) -> tuple[ImageInput, ...]:
+        return tuple(p.image for p in self.parts if isinstance(p, ImagePart))
+
+    @property
+    def text(self) -> str:
+        return "".join(p.text for p in self.parts if isinstance(p, TextPart))
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """Sampling settings, with llama.cpp's meaning. ``seed=None`` means a fresh random seed per request."""
+
+    max_tokens: int = 512
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    response_format: dict[str, Any] | None = None
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """One dialog to answer. ``time_limit_s`` is the wall-clock budget from the moment generation starts."""
+
+    messages: tuple[Message, ...]
+    params: SamplingParams = SamplingParams()
+    time_limit_s: float | None = None
+    request_id: str = field(default_factory=new_request_id)
+
+    @property
+    def images(self) -> tuple[ImageInput, ...]:
+        return tuple(img for m in self.messages for img in m.images)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """Milliseconds spent encoding images, evaluating the prompt (image embeddings included) and generating."""
+
+    image_encode_ms: float = 0.0
+    prompt_ms: float = 0.0
+    generate_ms: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "image_encode_ms": round(self.image_encode_ms, 3),
+            "prompt_ms": round(self.prompt_ms, 3),
+            "generate_ms": round(self.generate_ms, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationResult:
+    text: str
+    finish_reason: FinishReason
+    usage: Usage
+    timings: Timings
+    model: str
