@@ -7,17 +7,31 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from gguf import GGUFReader
 from PIL import Image, ImageDraw
 
+from ggufedit import f16, rewrite_gguf
 from pagescribe.models.files import ModelFiles
 
 
 def run_describe(*args: str | Path, model: ModelFiles | None = None) -> subprocess.CompletedProcess[str]:
     model_args = ["--model", str(model.text), "--mmproj", str(model.mmproj)] if model else []
     return subprocess.run(
-        [sys.executable, "-m", "pagescribe.cli", "describe", *model_args, "--max-tokens", "12", *map(str, args)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pagescribe.cli",
+            "describe",
+            *model_args,
+            "--max-tokens",
+            "12",
+            *map(str, args),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -92,3 +106,42 @@ def test_a_damaged_text_model_is_a_clear_error_not_a_crash(
     done = run_describe(image, "--model", broken, "--mmproj", tiny_model.mmproj)
     assert done.returncode == 1, done.stderr  # 1 = a reported error; a crash would be negative (a signal)
     assert str(broken) in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_projector_of_the_wrong_width_is_a_clear_error(tiny_model: ModelFiles, tmp_path: Path) -> None:
+    wide = rewrite_gguf(
+        GGUFReader(tiny_model.mmproj),
+        tmp_path / "mmproj-wide.gguf",
+        tensors={
+            "mm.0.weight": f16(128, 64),
+            "mm.0.bias": np.zeros(128, np.float32),
+            "mm.2.weight": f16(128, 128),
+            "mm.2.bias": np.zeros(128, np.float32),
+        },
+    )
+    done = run_describe(draw(tmp_path / "p.png", "white", "x"), "--model", tiny_model.text, "--mmproj", wide)
+    assert done.returncode == 1
+    assert "projector output width 128 does not match the text model's embedding width 64" in done.stderr
+
+
+def test_a_text_model_with_a_wrong_tensor_shape_is_a_clear_error(
+    tiny_model: ModelFiles, tmp_path: Path
+) -> None:
+    bad = rewrite_gguf(
+        GGUFReader(tiny_model.text), tmp_path / "bad.gguf", tensors={"blk.0.attn_q.weight": f16(48, 64)}
+    )
+    done = run_describe(draw(tmp_path / "p.png", "white", "x"), "--model", bad, "--mmproj", tiny_model.mmproj)
+    assert done.returncode == 1
+    assert "tensor blk.0.attn_q.weight has shape [64, 48], expected [64, 64]" in done.stderr
+
+
+def test_a_projector_that_would_abort_llama_cpp_is_refused_before_loading(
+    tiny_model: ModelFiles, tmp_path: Path
+) -> None:
+    # llama.cpp itself dies with SIGABRT on this file (GGML_ASSERT in the projector warm-up)
+    bad = rewrite_gguf(
+        GGUFReader(tiny_model.mmproj), tmp_path / "mmproj.gguf", tensors={"mm.0.weight": f16(64, 72)}
+    )
+    done = run_describe(draw(tmp_path / "p.png", "white", "x"), "--model", tiny_model.text, "--mmproj", bad)
+    assert done.returncode == 1, done.stderr
+    assert f"{bad}: tensor mm.0.weight has shape [72, 64], expected [64, 64]" in done.stderr

@@ -14,7 +14,15 @@ from pagescribe.engine.llamacpp import LlamaCppEngine
 from pagescribe.errors import ContextOverflow, NotReady
 from pagescribe.images import image_from_pil
 from pagescribe.models.files import ModelFiles
-from pagescribe.types import GenerationRequest, GenerationResult, ImageInput, ImagePart, Message, SamplingParams, TextPart
+from pagescribe.types import (
+    GenerationRequest,
+    GenerationResult,
+    ImageInput,
+    ImagePart,
+    Message,
+    SamplingParams,
+    TextPart,
+)
 
 
 def page(color: str, label: str = "") -> ImageInput:

@@ -13,22 +13,26 @@ def download_from_hub(spec: str) -> Path:
     QUANT picks the text file whose name contains it (case-insensitive) when the repo holds several.
     """
     repo_id, _, quant = spec.partition(":")
-    try:
-        from huggingface_hub import HfApi, snapshot_download
-        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise ModelNotFound(f"{spec}: huggingface_hub is not installed") from exc
+    from huggingface_hub import HfApi, snapshot_download
+
     try:
         files = HfApi().list_repo_files(repo_id)
-        wanted = _choose_files(spec, files, quant)
+    except Exception as exc:  # the hub client's transport errors differ between its versions
+        raise _unreachable(spec, exc) from exc
+    wanted = _choose_files(spec, files, quant)
+    try:
         directory = snapshot_download(repo_id, allow_patterns=wanted)
-    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
-        raise ModelNotFound(
-            f"{spec}: could not download from the model hub ({type(exc).__name__}: {exc}). "
-            "Without network access, download the GGUF files elsewhere and pass --model DIR "
-            "(or mount them at /opt/ml/model)."
-        ) from exc
+    except Exception as exc:
+        raise _unreachable(spec, exc) from exc
     return Path(directory)
+
+
+def _unreachable(spec: str, exc: Exception) -> ModelNotFound:
+    return ModelNotFound(
+        f"{spec}: could not download from the model hub ({type(exc).__name__}: {exc}). "
+        "Without network access, download the GGUF files elsewhere and pass --model DIR "
+        "(or mount them at /opt/ml/model)."
+    )
 
 
 def _choose_files(spec: str, files: list[str], quant: str) -> list[str]:
