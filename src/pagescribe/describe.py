@@ -12,7 +12,10 @@ import click
 from pagescribe.cli_options import generation_options, model_options, prompt_text, sampling_from
 from pagescribe.engine.base import Engine
 from pagescribe.errors import PagescribeError
-from pagescribe.types import GenerationRequest, GenerationResult, ImageInput, Message, SamplingParams
+from pagescribe.pipeline.render import RenderedPage, count_pages, parse_page_ranges, render_document
+from pagescribe.pipeline.transcribe import build_request
+from pagescribe.prompts import Prompt
+from pagescribe.types import GenerationRequest, GenerationResult, SamplingParams
 
 
 def load_engine(
@@ -29,19 +32,16 @@ def load_engine(
     return engine
 
 
-def page_request(prompt: str, image: ImageInput, params: SamplingParams) -> GenerationRequest:
-    """One page: the image, then the instruction (LLaVA's trained layout)."""
-    return GenerationRequest(messages=(Message.user(prompt, image),), params=params)
+def page_request(prompt: str, page: RenderedPage, params: SamplingParams) -> GenerationRequest:
+    """The same request `convert` sends: the instruction first (a prefix shared by every page), then the page."""
+    return build_request(Prompt.from_text(prompt, name="describe"), page, params=params)
 
 
-def iter_inputs(path: Path, pages: str | None) -> Iterator[tuple[int, int, ImageInput]]:
-    """(page number, page count, image) for each page of a PDF or each frame we take from an image file."""
-    from pagescribe.pipeline.render import count_pages, parse_page_ranges, render_document
-
+def iter_inputs(path: Path, pages: str | None) -> Iterator[RenderedPage]:
+    """The pages of a PDF (or multi-page TIFF) in order, or the one image of an image file."""
     # --pages picks pages of multi-page files (PDF, TIFF); a single image is always described
     selected = parse_page_ranges(pages) if pages and count_pages(path) > 1 else None
-    for page in render_document(path, pages=selected):
-        yield page.page, page.page_count, page.image
+    yield from render_document(path, pages=selected)
 
 
 @click.command("describe")
@@ -94,15 +94,16 @@ def _describe_file(
 ) -> int:
     """Describe every page of one file; returns 1 if the file or a page failed, else 0."""
     try:
-        for number, count, image in iter_inputs(path, pages):
-            request = page_request(instruction, image, params)
-            result = _run(engine, request, header=None if as_json else f"== {path} (page {number}/{count}) ==")
+        for page in iter_inputs(path, pages):
+            request = page_request(instruction, page, params)
+            header = None if as_json else f"== {path} (page {page.page}/{page.page_count}) =="
+            result = _run(engine, request, header=header)
             if as_json:
                 record = {
-                    "source": str(path), "page": number, "page_count": count, "text": result.text,
+                    "source": str(path), "page": page.page, "page_count": page.page_count, "text": result.text,
                     "finish_reason": result.finish_reason, "usage": result.usage.as_dict(),
                     "timings": result.timings.as_dict(), "model": result.model,
-                    "image": {"width": image.width, "height": image.height},
+                    "image": {"width": page.image.width, "height": page.image.height},
                 }
                 click.echo(json.dumps(record, ensure_ascii=False))
     except PagescribeError as exc:

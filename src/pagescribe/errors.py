@@ -13,7 +13,7 @@
     │   └── ModelInvalid
     ├── ServiceUnavailable           not ready or overloaded; the caller may retry        (503)
     │   ├── NotReady
-    │   └── Overloaded                                                                    (429)
+    │   └── Overloaded             queue full                                            (503)
     └── EngineError                  inference failed for a reason that is not the caller's (500)
 """
 

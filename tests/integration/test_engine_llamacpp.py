@@ -112,12 +112,12 @@ def test_time_limit_returns_the_partial_text(long_context_engine: LlamaCppEngine
     request = GenerationRequest(
         messages=(Message.user("Describe.", page("white")),),
         params=SamplingParams(max_tokens=100_000),
-        time_limit_s=0.3,
+        time_limit_s=2.0,
     )
     started = time.monotonic()
     result = collect(long_context_engine, request)
     assert result.finish_reason == "time_limit"
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 6
     assert result.usage.completion_tokens > 0 and result.text
 
 

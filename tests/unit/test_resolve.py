@@ -93,3 +93,12 @@ def test_hub_file_choice_picks_the_quant_and_an_f16_projector() -> None:
     assert _choose_files("o/n:Q4_K_M", files, "Q4_K_M") == ["llava-Q4_K_M.gguf", "mmproj-f16.gguf"]
     with pytest.raises(ModelNotFound, match="Add :QUANT"):
         _choose_files("o/n", files, "")
+
+
+def test_the_manifest_written_by_model_package_is_read_back(model_dir: Path) -> None:
+    from pagescribe.aws.package import MANIFEST_NAME, build_manifest
+
+    files = sorted(model_dir.iterdir())
+    (model_dir / MANIFEST_NAME).write_text(json.dumps(build_manifest(model_dir, files)))
+    shutil.copy(model_dir / "weights.gguf", model_dir / "zz-other-weights.gguf")  # a scan alone would be ambiguous
+    assert resolve_model(model_dir).text == model_dir / "weights.gguf"

@@ -64,6 +64,7 @@ class LlamaCppEngine:
         self._mtmd: Any = None
         self._template: ChatTemplate | None = None
         self._space_prefix: bool | None = None
+        self._batch: Any = None
 
     @property
     def model_id(self) -> str:
@@ -96,6 +97,7 @@ class LlamaCppEngine:
             reason = native_log.since(position) or str(exc)
             raise ModelInvalid(f"{self.files.text}: llama.cpp could not load the model: {reason}") from exc
         self._mtmd = self._load_projector()
+        self._batch = llama_cpp.llama_batch_init(1, 0, 1)
         source = self._template_override or text_info.chat_template or default_chat_template()
         self._template = ChatTemplate(source, bos_token=self._piece(self._bos()), eos_token=self._piece(self._eos()))
 
@@ -128,6 +130,11 @@ class LlamaCppEngine:
 
                 mtmd_cpp.mtmd_free(self._mtmd)
                 self._mtmd = None
+            if self._batch is not None:
+                import llama_cpp
+
+                llama_cpp.llama_batch_free(self._batch)
+                self._batch = None
             if self._llama is not None:
                 self._llama.close()
                 self._llama = None
@@ -249,18 +256,15 @@ class LlamaCppEngine:
     def _decode_one(self, token: int, position: int) -> None:
         import llama_cpp
 
-        batch = llama_cpp.llama_batch_init(1, 0, 1)
-        try:
-            batch.n_tokens = 1
-            batch.token[0] = token
-            batch.pos[0] = position
-            batch.n_seq_id[0] = 1
-            batch.seq_id[0][0] = 0
-            batch.logits[0] = True
-            if llama_cpp.llama_decode(self._llama.ctx, batch) != 0:
-                raise EngineError(f"llama_decode failed at position {position}")
-        finally:
-            llama_cpp.llama_batch_free(batch)
+        batch = self._batch
+        batch.n_tokens = 1
+        batch.token[0] = token
+        batch.pos[0] = position
+        batch.n_seq_id[0] = 1
+        batch.seq_id[0][0] = 0
+        batch.logits[0] = True
+        if llama_cpp.llama_decode(self._llama.ctx, batch) != 0:
+            raise EngineError(f"llama_decode failed at position {position}")
 
     def _result(
         self, text: str, finish: FinishReason, n_prompt: int, n_generated: int, clock: _Clock

@@ -1,0 +1,1 @@
+"""CDK constructs for pagescribe on SageMaker: one construct per concern, composed by ``stack.py``."""

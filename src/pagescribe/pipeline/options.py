@@ -1,0 +1,71 @@
+"""Everything a conversion can be told, in one frozen object with sensible defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pagescribe.errors import InvalidRequest
+from pagescribe.pipeline.chunking import DEFAULT_CHUNKS, ChunkOptions
+from pagescribe.pipeline.render import DEFAULT_MAX_SIDE
+from pagescribe.pipeline.transcribe import DEFAULT_PARAMS, AnchorMode, TranscribeOptions
+from pagescribe.prompts import Prompt, load_prompt
+from pagescribe.types import SamplingParams
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Options of a ``convert`` run.
+
+    ``prompt`` defaults to the packaged ``document`` prompt; ``params`` to greedy decoding with a fixed seed
+    (``retry_params`` to a warmer, penalised variant). ``dpi`` and ``max_side`` exclude each other (default:
+    longest side ``DEFAULT_MAX_SIDE`` px). ``pages`` selects 1-based pages of every document. ``concurrency``
+    defaults to the backend's hint. ``force`` redoes pages already in the resume cache. ``skip_blank`` records
+    pages without visible content as ``blank`` without asking the model.
+    """
+
+    prompt: Prompt | None = None
+    params: SamplingParams = DEFAULT_PARAMS
+    retry_params: SamplingParams | None = None
+    anchor: AnchorMode = "none"
+    anchor_max_chars: int = 3000
+    time_limit_s: float | None = None
+    dpi: float | None = None
+    max_side: int | None = None
+    pages: Sequence[int] | None = None
+    concurrency: int | None = None
+    force: bool = False
+    skip_blank: bool = True
+    chunks: ChunkOptions = DEFAULT_CHUNKS
+    cache_dir: Path | None = None
+    transcribe: TranscribeOptions = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.dpi is not None and self.max_side is not None:
+            raise InvalidRequest("give either a DPI or a maximum side, not both", param="dpi")
+        if (self.dpi is not None and self.dpi <= 0) or (self.max_side is not None and self.max_side < 1):
+            raise InvalidRequest("DPI and maximum side must be positive", param="dpi")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise InvalidRequest("concurrency must be at least 1", param="concurrency")
+        if self.anchor not in ("none", "text-layer"):
+            raise InvalidRequest(f"unknown anchor mode {self.anchor!r}: use none or text-layer", param="anchor")
+        prompt = self.prompt or load_prompt()
+        object.__setattr__(self, "prompt", prompt)
+        if self.pages is not None:
+            object.__setattr__(self, "pages", tuple(sorted(set(self.pages))))
+        transcribe = TranscribeOptions(
+            prompt=prompt,
+            params=self.params,
+            retry_params=self.retry_params,
+            anchor=self.anchor,
+            anchor_max_chars=self.anchor_max_chars,
+            time_limit_s=self.time_limit_s,
+        )
+        object.__setattr__(self, "transcribe", transcribe)
+
+    def render_json(self) -> dict[str, Any]:
+        """How pages were rendered, as recorded in each page's ``parameters``."""
+        max_side = self.max_side if self.max_side is not None or self.dpi is not None else DEFAULT_MAX_SIDE
+        return {"dpi": self.dpi, "max_side": max_side}

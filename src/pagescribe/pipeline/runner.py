@@ -1,0 +1,265 @@
+"""Run a conversion: plan the documents, render pages, transcribe them on worker threads, write the outputs.
+
+At most ``concurrency`` pages are in flight across all documents (rendered and not yet recorded), so memory
+stays bounded however large the input. Pages render on the iterating thread (PDFium is single-threaded anyway)
+while workers wait on the model. A page whose result is in the resume cache is recorded without asking the
+model. Each document's files are written, atomically, when its last page is recorded; ``chunks.jsonl`` and
+``summary.json`` when the run ends. Killed at any moment, the same run started again redoes only the pages
+that had not finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pagescribe.engine.base import Engine
+from pagescribe.errors import PagescribeError
+from pagescribe.pipeline.assemble import DocumentInfo, error_record, page_record
+from pagescribe.pipeline.cache import PageCache, cache_key
+from pagescribe.pipeline.check import is_blank
+from pagescribe.pipeline.chunking import chunk_records
+from pagescribe.pipeline.errors import DocumentError, UnsupportedDocument
+from pagescribe.pipeline.office import office_to_pdf
+from pagescribe.pipeline.options import ConvertOptions
+from pagescribe.pipeline.progress import ProgressSink, QuietProgress
+from pagescribe.pipeline.records import PageRecord, Transcription
+from pagescribe.pipeline.render import RenderedPage, count_pages, render_document
+from pagescribe.pipeline.sources import DocumentKind, Source, discover
+from pagescribe.pipeline.summary import RunSummary, summarize_run
+from pagescribe.pipeline.transcribe import Backend, EngineBackend, summarize, transcribe
+from pagescribe.pipeline.writers import (
+    CHUNKS_FILE,
+    RESERVED_NAMES,
+    SUMMARY_FILE,
+    atomic_write_text,
+    json_line,
+    page_order,
+    write_document,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class _Document:
+    """A document's state during the run (mutable, touched only by the iterating thread)."""
+
+    order: int
+    info: DocumentInfo
+    path: Path
+    kind: DocumentKind | None
+    pages: list[int] = field(default_factory=list)
+    page_count: int | None = None
+    error: PageRecord | None = None
+    records: list[PageRecord] = field(default_factory=list)
+    outstanding: int = 0
+    rendered: bool = False
+    written: bool = False
+
+
+class Conversion:
+    """One ``convert`` run: iterate it for the page records as they finish; ``summary`` is set at the end.
+
+    The backend may be an ``Engine`` (wrapped in ``EngineBackend``) or any ``Backend``.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        out_dir: str | Path,
+        backend: Backend | Engine,
+        options: ConvertOptions | None = None,
+        progress: ProgressSink | None = None,
+    ) -> None:
+        self.paths = list(paths)
+        self.out_dir = Path(out_dir)
+        self.backend: Backend = EngineBackend(backend) if isinstance(backend, Engine) else backend
+        self.options = options or ConvertOptions()
+        self.progress = progress or QuietProgress()
+        self.cache = PageCache(self.options.cache_dir or self.out_dir / ".pagescribe-cache")
+        self.summary: RunSummary | None = None
+        self._docs: list[_Document] = []
+
+    @property
+    def concurrency(self) -> int:
+        """Pages in flight at most: the option, else the backend's hint."""
+        return max(1, self.options.concurrency or self.backend.concurrency)
+
+    def __iter__(self) -> Iterator[PageRecord]:
+        started = time.monotonic()
+        sources = discover(self.paths, reserved=RESERVED_NAMES)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="pagescribe-convert-") as work:
+            self._docs = [self._plan(i, s, Path(work)) for i, s in enumerate(sources)]
+            planned = sum(len(d.pages) for d in self._docs)
+            self.progress.start(documents=len(self._docs), pages=planned)
+            yield from self._process()
+        self._finish(time.monotonic() - started)
+
+    # -- planning ------------------------------------------------------------------------------------------
+
+    def _plan(self, order: int, source: Source, work: Path) -> _Document:
+        """Open (and for Office files, convert) the document and decide its pages; failures become records."""
+        info = DocumentInfo(source=str(source.path), source_sha256=_sha256(source.path), name=source.name)
+        doc = _Document(order, info, source.path, source.kind)
+        try:
+            if source.kind is None:
+                raise UnsupportedDocument(f"{source.path}: not a PDF, an image or an Office document")
+            if source.kind == "office":
+                doc.path, doc.kind = office_to_pdf(source.path, work_dir=work), "pdf"
+            count = count_pages(doc.path, kind=doc.kind)
+        except PagescribeError as exc:
+            doc.error = _error(info, exc)
+            return doc
+        wanted = self.options.pages
+        doc.page_count = count
+        doc.pages = [p for p in range(1, count + 1) if wanted is None or p in wanted]
+        return doc
+
+    # -- the page loop -------------------------------------------------------------------------------------
+
+    def _process(self) -> Iterator[PageRecord]:
+        pending: set[Future[tuple[_Document, PageRecord]]] = set()
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="pagescribe-page") as pool:
+            try:
+                for doc in self._docs:
+                    for item in self._render(doc):
+                        if isinstance(item, PageRecord):
+                            yield self._record(doc, item)
+                            continue
+                        while len(pending) >= self.concurrency:
+                            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                            yield from (self._record(*f.result(), from_worker=True) for f in done)
+                        doc.outstanding += 1
+                        pending.add(pool.submit(self._transcribe, doc, item))
+                    doc.rendered = True
+                    self._maybe_write(doc)
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    yield from (self._record(*f.result(), from_worker=True) for f in done)
+            finally:
+                for future in pending:
+                    future.cancel()
+
+    def _render(self, doc: _Document) -> Iterator[RenderedPage | PageRecord]:
+        """The document's pages still to transcribe, and records for pages already done (cache, blank)."""
+        if doc.error is not None:
+            yield doc.error
+        if not doc.pages:
+            return
+        opts = self.options
+        pages = render_document(doc.path, kind=doc.kind, dpi=opts.dpi, max_side=opts.max_side, pages=doc.pages)
+        try:
+            for page in pages:
+                hit = None if opts.force else self.cache.get(self._key(page))
+                if hit is not None:
+                    yield self._page_record(doc, page, hit, cached=True)
+                elif opts.skip_blank and page.text_layer is None and is_blank(page.image):
+                    yield self._page_record(doc, page, _blank(opts))
+                else:
+                    yield page
+        except PagescribeError as exc:
+            yield _error(doc.info, exc, page_count=doc.page_count)
+
+    def _key(self, page: RenderedPage) -> str:
+        opts = self.options.transcribe
+        return cache_key(
+            image_sha256=page.image.sha256,
+            prompt_id=opts.prompt.id,
+            parameters=opts.describe(),
+            model_id=self.backend.model_id,
+            anchor=page.text_layer if opts.anchor == "text-layer" else None,
+        )
+
+    def _transcribe(self, doc: _Document, page: RenderedPage) -> tuple[_Document, PageRecord]:
+        """On a worker thread: ask the model (with the retry policy), cache the answer, build the record."""
+        opts = self.options.transcribe
+        attempts = transcribe(self.backend, page, opts)
+        result = summarize(attempts, options=opts, model_id=self.backend.model_id)
+        self.cache.put(self._key(page), result)
+        return doc, self._page_record(doc, page, result)
+
+    def _page_record(
+        self, doc: _Document, page: RenderedPage, result: Transcription, *, cached: bool = False
+    ) -> PageRecord:
+        prompt_id = self.options.transcribe.prompt.id
+        render = self.options.render_json()
+        return page_record(doc.info, page, result, prompt_id=prompt_id, render=render, cached=cached)
+
+    def _record(self, doc: _Document, record: PageRecord, *, from_worker: bool = False) -> PageRecord:
+        """On the iterating thread: file the record, report it, write the document when it is complete."""
+        if from_worker:
+            doc.outstanding -= 1
+        doc.records.append(record)
+        self.progress.page_done(record)
+        self._maybe_write(doc)
+        return record
+
+    def _maybe_write(self, doc: _Document) -> None:
+        if doc.written or not doc.rendered or doc.outstanding > 0 or not doc.records:
+            return
+        write_document(self.out_dir, doc.info.name, doc.records)
+        doc.written = True
+        self.progress.document_done(doc.info.name, doc.records)
+
+    # -- the end -------------------------------------------------------------------------------------------
+
+    def _finish(self, elapsed_s: float) -> None:
+        docs = sorted(self._docs, key=lambda d: d.order)
+        records = [r for d in docs for r in sorted(d.records, key=page_order)]
+        chunks = chunk_records(records, self.options.chunks)
+        atomic_write_text(self.out_dir / CHUNKS_FILE, "".join(json_line(c.to_json()) for c in chunks))
+        self.summary = summarize_run((d.records for d in docs), elapsed_s=elapsed_s)
+        atomic_write_text(self.out_dir / SUMMARY_FILE, json_line(self.summary.to_json()))
+        self.progress.finish(self.summary)
+
+
+def convert(
+    paths: Sequence[str | Path],
+    *,
+    out_dir: str | Path,
+    backend: Backend | Engine,
+    options: ConvertOptions | None = None,
+    progress: ProgressSink | None = None,
+) -> Iterator[PageRecord]:
+    """Convert documents to per-page records, streaming each record as its page is finished.
+
+    Writes ``NAME.jsonl`` and ``NAME.md`` per document, then ``chunks.jsonl`` and ``summary.json``, into
+    ``out_dir``.
+    Pages finished by an earlier run with the same prompt, parameters and model are reused, not redone.
+    """
+    return iter(Conversion(paths, out_dir=out_dir, backend=backend, options=options, progress=progress))
+
+
+def _error(info: DocumentInfo, exc: PagescribeError, *, page_count: int | None = None) -> PageRecord:
+    reason = exc.reason if isinstance(exc, DocumentError) else type(exc).__name__
+    return error_record(info, reason=reason, message=exc.message, page_count=page_count)
+
+
+def _blank(options: ConvertOptions) -> Transcription:
+    return Transcription(
+        status="blank",
+        text="",
+        finish_reason=None,
+        model=None,
+        parameters=options.transcribe.describe(),
+        usage={},
+        timings={},
+        attempts=0,
+    )
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        with path.open("rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError:
+        return None

@@ -1,0 +1,217 @@
+"""One page image to text: build the request, ask the backend, check the answer, retry once, decide.
+
+The request is one user turn laid out as prompt text, then the page image, then (with ``--anchor text-layer``)
+the page's own text. The prompt is the same leading text for every page, so a server that caches prompt
+prefixes reuses it. ``attempt`` is one try and nothing else; the retry policy lives in ``transcribe``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pagescribe.engine.base import Engine, collect
+from pagescribe.errors import ContextOverflow, EngineError, PagescribeError, ServiceUnavailable
+from pagescribe.pipeline.check import DEFAULT_LOOP_RULE, LoopRule, check_output
+from pagescribe.pipeline.records import Transcription
+from pagescribe.pipeline.render import RenderedPage
+from pagescribe.prompts import Prompt
+from pagescribe.types import GenerationRequest, GenerationResult, ImagePart, Message, SamplingParams, TextPart
+
+AnchorMode = Literal["none", "text-layer"]
+
+#: Transcription wants the most likely words: greedy decoding, a fixed seed, room for a dense page.
+DEFAULT_PARAMS = SamplingParams(max_tokens=1024, temperature=0.0, seed=0)
+ANCHOR_HEADER = (
+    "For reference, the text layer extracted from this page (it may be incomplete, out of order or "
+    "hyphenated; use it to get names and numbers right):"
+)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the pipeline needs from a model: an id, a concurrency hint and a blocking ``generate``.
+
+    ``generate`` may be called from several threads at once; a backend that cannot take that many limits
+    itself (``EngineBackend`` holds callers to the engine's slots). It raises ``PagescribeError`` subclasses.
+    """
+
+    @property
+    def model_id(self) -> str:
+        """The model's stable name, part of every record and of the resume cache key."""
+        ...
+
+    @property
+    def concurrency(self) -> int:
+        """How many pages to keep in flight by default."""
+        ...
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        """Answer one request."""
+        ...
+
+
+class EngineBackend:
+    """An in-process engine as a backend; ``generate`` waits for one of the engine's ``slots``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._slots = threading.BoundedSemaphore(max(1, engine.slots))
+
+    @property
+    def model_id(self) -> str:
+        return self.engine.model_id
+
+    @property
+    def concurrency(self) -> int:
+        return max(1, self.engine.slots)
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        """Run ``request`` on the engine when a slot is free."""
+        with self._slots:
+            return collect(self.engine, request)
+
+
+@dataclass(frozen=True, slots=True)
+class TranscribeOptions:
+    """How pages are put to the model. ``retry_params`` default: the first try's, warmer and penalised."""
+
+    prompt: Prompt
+    params: SamplingParams = DEFAULT_PARAMS
+    retry_params: SamplingParams | None = None
+    anchor: AnchorMode = "none"
+    anchor_max_chars: int = 3000
+    time_limit_s: float | None = None
+    loop_rule: LoopRule = field(default_factory=LoopRule)
+
+    @property
+    def second_params(self) -> SamplingParams:
+        """Sampling for the retry: a different path out of a loop than greedy decoding gave."""
+        if self.retry_params is not None:
+            return self.retry_params
+        seed = None if self.params.seed is None else self.params.seed + 1
+        return replace(self.params, temperature=0.3, repeat_penalty=1.1, seed=seed)
+
+    def describe(self) -> dict[str, Any]:
+        """The options that shape the model's answer, as recorded and as part of the cache key."""
+        return {
+            "sampling": _params_json(self.params),
+            "retry_sampling": _params_json(self.second_params),
+            "anchor": self.anchor,
+            "anchor_max_chars": self.anchor_max_chars,
+            "time_limit_s": self.time_limit_s,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try: the result (None when the backend failed) and what was wrong with it (None when usable)."""
+
+    params: SamplingParams
+    result: GenerationResult | None
+    problem: str | None = None
+    reason: str | None = None
+    transient: bool = False
+
+
+def anchor_text(page: RenderedPage, *, mode: AnchorMode, max_chars: int) -> str | None:
+    """The text-layer block appended after the image, or None (mode ``none``, or no text layer)."""
+    if mode != "text-layer" or not page.text_layer:
+        return None
+    text = page.text_layer
+    if len(text) > max_chars:
+        text = text[:max_chars].rstrip() + " [...]"
+    return f"{ANCHOR_HEADER}\n{text}"
+
+
+def build_request(
+    prompt: Prompt,
+    page: RenderedPage,
+    *,
+    params: SamplingParams,
+    anchor: str | None = None,
+    time_limit_s: float | None = None,
+) -> GenerationRequest:
+    """One user turn: the prompt (identical for every page), the page image, then the anchor text if any."""
+    parts: list[TextPart | ImagePart] = [TextPart(prompt.text + "\n"), ImagePart(page.image)]
+    if anchor:
+        parts.append(TextPart("\n" + anchor))
+    return GenerationRequest(messages=(Message("user", tuple(parts)),), params=params, time_limit_s=time_limit_s)
+
+
+def attempt(backend: Backend, request: GenerationRequest, *, loop_rule: LoopRule = DEFAULT_LOOP_RULE) -> Attempt:
+    """Ask once and check the answer. Backend failures become a failed attempt, not an exception."""
+    try:
+        result = backend.generate(request)
+    except PagescribeError as exc:
+        # A request error repeats with the same input; an engine or service failure may not.
+        transient = isinstance(exc, ServiceUnavailable | EngineError)
+        reason = "context_overflow" if isinstance(exc, ContextOverflow) else "backend_error"
+        return Attempt(request.params, None, f"{type(exc).__name__}: {exc.message}", reason, transient)
+    problem = check_output(result.text, rule=loop_rule)
+    if problem is None:
+        return Attempt(request.params, result)
+    reason = "empty_output" if problem == "empty output" else "repetition_loop"
+    return Attempt(request.params, result, problem, reason)
+
+
+def transcribe(backend: Backend, page: RenderedPage, options: TranscribeOptions) -> tuple[Attempt, ...]:
+    """Try the page; when the answer fails the check (or the backend fails), try once more and stop.
+
+    The retry uses ``options.second_params``; after a context overflow it also drops the anchor text.
+    """
+    anchor = anchor_text(page, mode=options.anchor, max_chars=options.anchor_max_chars)
+    first = attempt(
+        backend,
+        build_request(options.prompt, page, params=options.params, anchor=anchor, time_limit_s=options.time_limit_s),
+        loop_rule=options.loop_rule,
+    )
+    if first.problem is None:
+        return (first,)
+    if first.reason == "context_overflow":
+        anchor = None
+    retry = build_request(
+        options.prompt, page, params=options.second_params, anchor=anchor, time_limit_s=options.time_limit_s
+    )
+    return first, attempt(backend, retry, loop_rule=options.loop_rule)
+
+
+def summarize(attempts: tuple[Attempt, ...], *, options: TranscribeOptions, model_id: str) -> Transcription:
+    """Fold the attempts into the page's transcription: the last one decides, usage and timings add up."""
+    last = attempts[-1]
+    usage: dict[str, int] = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    timings: dict[str, float] = {"image_encode_ms": 0.0, "prompt_ms": 0.0, "generate_ms": 0.0}
+    for a in attempts:
+        if a.result is not None:
+            _add(usage, a.result.usage.as_dict())
+            _add(timings, a.result.timings.as_dict())
+    # The sampling that produced this text (the retry's, after a retry); the rest as configured.
+    parameters = {**options.describe(), "sampling": _params_json(last.params)}
+    del parameters["retry_sampling"]
+    ok = last.problem is None and last.result is not None
+    return Transcription(
+        status="ok" if ok else "failed",
+        text=last.result.text.strip() if ok and last.result is not None else "",
+        finish_reason=last.result.finish_reason if last.result is not None else None,
+        model=last.result.model if last.result is not None else model_id,
+        parameters=parameters,
+        usage=usage,
+        timings={k: round(v, 3) for k, v in timings.items()},
+        attempts=len(attempts),
+        reason=None if ok else last.reason,
+        error=None if ok else "; ".join(f"attempt {i}: {a.problem}" for i, a in enumerate(attempts, 1)),
+        transient=last.transient,
+    )
+
+
+def _add(total: dict[str, Any], part: Mapping[str, Any]) -> None:
+    for key, value in part.items():
+        total[key] = total.get(key, 0) + value
+
+
+def _params_json(params: SamplingParams) -> dict[str, Any]:
+    data = asdict(params)
+    data["stop"] = list(params.stop)
+    return data

@@ -1,0 +1,6 @@
+"""The HTTP server: ``create_app(settings, engine)`` and the ``serve`` command that runs it on uvicorn."""
+
+from pagescribe.server.app import create_app
+from pagescribe.server.settings import ServerSettings
+
+__all__ = ["ServerSettings", "create_app"]

@@ -1,0 +1,55 @@
+"""JSON Lines batches (SageMaker batch transform): one output line per record, in order, errors included."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+
+from pagescribe.errors import InvalidRequest, NotReady, PagescribeError
+from pagescribe.server import invoke, streams
+from pagescribe.wire.dispatch import parse_invocation, parse_json
+from pagescribe.wire.errors import error_body
+from pagescribe.wire.jsonlines import MEDIA_TYPE, encode_line, split_records
+
+log = logging.getLogger("pagescribe.server")
+
+
+async def answer(call: invoke.Call, body: bytes) -> invoke.Answer:
+    """Start every record (at most one per slot at a time) and stream their lines back in input order."""
+    records = split_records(body)
+    if not records:
+        raise InvalidRequest("the JSON Lines body holds no records", param="body")
+    if call.runtime.state != "ready":
+        # Refuse the whole batch rather than answer every line with the same error.
+        raise NotReady(call.runtime.reason, retry_after_s=10.0)
+    call.log["records"] = len(records)
+    gate = asyncio.Semaphore(call.runtime.workers)
+    tasks = [asyncio.ensure_future(_record(call, raw, gate, n)) for n, raw in enumerate(records)]
+    return invoke.Answer(MEDIA_TYPE, chunks=_in_order(tasks))
+
+
+async def _record(call: invoke.Call, raw: bytes, gate: asyncio.Semaphore, n: int) -> bytes:
+    async with gate:
+        try:
+            wire = parse_invocation(parse_json(raw))
+            requests = await invoke.translate(call, wire, request_id=f"{call.request_id}-r{n}")
+            jobs = call.runtime.submit(requests, deadline=call.deadline(requests, start=time.monotonic()))
+            done = await invoke.results(jobs)
+        except PagescribeError as exc:
+            return encode_line(error_body(exc))
+        except Exception as exc:
+            log.exception("batch record failed", extra={"record": n})
+            return encode_line(error_body(exc))
+        call.note(done)
+        return encode_line(invoke.complete(call, wire, done))
+
+
+async def _in_order(tasks: Sequence[asyncio.Future[bytes]]) -> AsyncIterator[streams.Chunk]:
+    try:
+        for task in tasks:
+            yield await task
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -1,0 +1,179 @@
+"""Answering requests: wire model -> GenerationRequests -> scheduler -> answer, for every route alike.
+
+Routes differ only in how an answer is framed (plain HTTP, SageMaker runtime JSON, AWS event stream); the
+work here returns an ``Answer`` (a complete JSON value, or a stream of chunks) and leaves framing to them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from starlette.requests import Request
+
+from pagescribe.server import streams
+from pagescribe.server.runtime import Runtime
+from pagescribe.server.scheduler import Item, Job
+from pagescribe.server.settings import ServerSettings
+from pagescribe.types import GenerationRequest, GenerationResult
+from pagescribe.wire import openai, sagemaker
+from pagescribe.wire.dispatch import WireRequest
+from pagescribe.wire.jsonlines import MEDIA_TYPE as JSONLINES
+
+T = TypeVar("T")
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready; its generations have been cancelled."""
+
+
+@dataclass
+class Answer:
+    """What a request produced: a JSON value (``body``) or a stream of chunks, with its media type."""
+
+    media_type: str
+    body: Any = None
+    chunks: AsyncIterator[streams.Chunk] | None = None
+
+
+@dataclass
+class Call:
+    """One HTTP request being answered: where it came from and what the access log should say about it."""
+
+    request: Request
+    runtime: Runtime
+    settings: ServerSettings
+    request_id: str
+    arrived: float = field(default_factory=time.monotonic)
+    log: dict[str, Any] = field(default_factory=dict)
+
+    def deadline(self, requests: Sequence[GenerationRequest], *, start: float | None = None) -> float | None:
+        """The absolute end of the time budget, counted from arrival: queueing spends it too."""
+        limit = requests[0].time_limit_s if requests else None
+        limit = limit or self.settings.time_limit_s
+        return None if limit is None else (start or self.arrived) + limit
+
+    def note(self, results: Sequence[GenerationResult]) -> None:
+        """Add tokens, timings and finish reasons to the access-log fields."""
+        self.log["prompt_tokens"] = self.log.get("prompt_tokens", 0) + sum(r.usage.prompt_tokens for r in results)
+        self.log["completion_tokens"] = self.log.get("completion_tokens", 0) + sum(
+            r.usage.completion_tokens for r in results
+        )
+        self.log.setdefault("finish_reasons", []).extend(r.finish_reason for r in results)
+        for key in ("image_encode_ms", "prompt_ms", "generate_ms"):
+            total = sum(r.timings.as_dict()[key] for r in results)
+            self.log[key] = round(self.log.get(key, 0.0) + total, 3)
+
+
+async def translate(call: Call, wire: WireRequest, *, request_id: str | None = None) -> list[GenerationRequest]:
+    """Decode images and build requests on a worker thread: Pillow must not stall the event loop."""
+    policy = call.settings.media_policy
+    rid = request_id or call.request_id
+    convert: Callable[[], list[GenerationRequest]]
+    if isinstance(wire, sagemaker.DialogBatchRequest):
+        convert = functools.partial(sagemaker.to_requests, wire, policy=policy, request_id=rid)
+    else:
+        convert = functools.partial(_one_chat, wire, policy, rid)
+    requests = await anyio.to_thread.run_sync(convert)
+    call.log["dialogs"] = call.log.get("dialogs", 0) + len(requests)
+    call.log["images"] = call.log.get("images", 0) + sum(len(r.images) for r in requests)
+    if call.settings.debug:
+        call.log["prompt"] = [m.text for r in requests for m in r.messages]
+    return requests
+
+
+def _one_chat(wire: openai.ChatCompletionRequest, policy: Any, request_id: str) -> list[GenerationRequest]:
+    return [openai.to_request(wire, policy=policy, request_id=request_id)]
+
+
+async def until_disconnect(call: Call, work: Awaitable[T], jobs: Sequence[Job]) -> T:
+    """Await ``work``; if the client disconnects first, cancel ``jobs`` (their slots free at once)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnect(call.request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    cancel_all(jobs)
+    raise ClientGone
+
+
+async def _disconnect(request: Request) -> None:
+    # The body has been read, so the next message can only be the disconnect.
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def cancel_all(jobs: Sequence[Job]) -> None:
+    for job in jobs:
+        job.cancel.cancel()
+
+
+async def results(jobs: Sequence[Job]) -> list[GenerationResult]:
+    """Every job's result, in order; if one fails the others are cancelled, not left running."""
+    try:
+        return list(await asyncio.gather(*(job.result() for job in jobs)))
+    except BaseException:
+        cancel_all(jobs)
+        raise
+
+
+async def answer(call: Call, wire: WireRequest) -> Answer:
+    """Answer one format A or B request, streamed or not."""
+    requests = await translate(call, wire)
+    jobs = call.runtime.submit(requests, deadline=call.deadline(requests))
+    call.log["stream"] = wire.stream
+    if wire.stream:
+        return await _streamed(call, wire, jobs)
+    done = await until_disconnect(call, results(jobs), jobs)
+    call.note(done)
+    return Answer("application/json", body=complete(call, wire, done))
+
+
+def complete(call: Call, wire: WireRequest, done: Sequence[GenerationResult]) -> Any:
+    """The non-streamed answer body: format A's list, or a ``chat.completion``."""
+    if isinstance(wire, sagemaker.DialogBatchRequest):
+        return [sagemaker.answer(r) for r in done]
+    return openai.completion(done[0], **_chat_ids(call))
+
+
+async def _streamed(call: Call, wire: WireRequest, jobs: list[Job]) -> Answer:
+    # Wait for the first piece before answering, so errors that come before any text (context overflow,
+    # a bad response_format) still get their own status instead of a 200 with an error inside.
+    events = jobs[0].events()
+    try:
+        first = await until_disconnect(call, anext(events), jobs)
+    except BaseException:
+        cancel_all(jobs)
+        raise
+    items = _rejoin(first, events)
+    if isinstance(wire, sagemaker.DialogBatchRequest):
+        return Answer(JSONLINES, chunks=streams.dialog_lines(jobs, items, note=call.note))
+    include_usage = wire.stream_options is not None and wire.stream_options.include_usage
+    chunks = streams.chat_events(
+        jobs[0],
+        items,
+        note=call.note,
+        model=call.runtime.engine.model_id,
+        include_usage=include_usage,
+        **_chat_ids(call),
+    )
+    return Answer(streams.SSE, chunks=chunks)
+
+
+async def _rejoin(first: Item, rest: AsyncIterator[Item]) -> AsyncIterator[Item]:
+    yield first
+    async for item in rest:
+        yield item
+
+
+def _chat_ids(call: Call) -> dict[str, Any]:
+    return {"completion_id": f"chatcmpl-{call.request_id}", "created": int(time.time())}

@@ -1,0 +1,106 @@
+"""Streamed answers: format A as JSON lines, format B as server-sent events.
+
+A stream yields bytes, or one ``StreamFailure`` if something breaks after the answer began: plain HTTP
+writes the failure's ``line`` (an error record in the stream's own format), the AWS event stream turns it
+into a ``ModelStreamError`` event. When the consumer stops early (the client left), every job of the request
+is cancelled so its slot frees at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pagescribe.errors import PagescribeError
+from pagescribe.server.scheduler import Item, Job
+from pagescribe.types import GenerationResult
+from pagescribe.wire import openai, sagemaker
+from pagescribe.wire.errors import error_body, kind_of
+from pagescribe.wire.jsonlines import encode_line
+
+log = logging.getLogger("pagescribe.server")
+
+SSE = "text/event-stream"
+Note = Callable[[Sequence[GenerationResult]], None]
+
+
+@dataclass(frozen=True)
+class StreamFailure:
+    """An error after a stream began: ``line`` is how this stream's format writes it, ``error`` the cause."""
+
+    error: BaseException
+    line: bytes
+
+
+Chunk = bytes | StreamFailure
+
+
+async def dialog_lines(jobs: Sequence[Job], first: AsyncIterator[Item], *, note: Note) -> AsyncIterator[Chunk]:
+    """``{"token": {"text"}, "index"}`` lines, then each dialog's answer line; dialogs in order."""
+    try:
+        for index, job in enumerate(jobs):
+            async for item in first if index == 0 else job.events():
+                if isinstance(item, GenerationResult):
+                    note([item])
+                    yield encode_line(sagemaker.final_line(item, index=index))
+                else:
+                    yield encode_line(sagemaker.token_line(item, index=index))
+    except Exception as exc:
+        yield failure(exc, encode_line(error_body(exc)))
+    finally:
+        for job in jobs:
+            job.cancel.cancel()
+
+
+async def chat_events(
+    job: Job,
+    items: AsyncIterator[Item],
+    *,
+    note: Note,
+    model: str,
+    include_usage: bool,
+    completion_id: str,
+    created: int,
+) -> AsyncIterator[Chunk]:
+    """OpenAI ``chat.completion.chunk`` events, ending with ``data: [DONE]``."""
+
+    def event(delta: dict[str, str], *, finish: str | None = None) -> bytes:
+        return sse(openai.chunk(completion_id=completion_id, created=created, model=model, delta=delta, finish=finish))
+
+    try:
+        yield event({"role": "assistant", "content": ""})
+        async for item in items:
+            if isinstance(item, GenerationResult):
+                note([item])
+                yield event({}, finish=openai.finish_reason(item))
+                if include_usage:
+                    yield sse(openai.usage_chunk(item, completion_id=completion_id, created=created))
+            else:
+                yield event({"content": item})
+        yield b"data: [DONE]\n\n"
+    except Exception as exc:
+        yield failure(exc, sse(error_body(exc, openai=True)))
+    finally:
+        job.cancel.cancel()
+
+
+def sse(obj: Any) -> bytes:
+    return b"data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+
+
+def failure(exc: Exception, line: bytes) -> StreamFailure:
+    """Wrap a mid-stream error, logging it when it is ours (5xx) rather than the caller's."""
+    if not isinstance(exc, PagescribeError):
+        log.error("stream failed", exc_info=exc)
+    elif kind_of(exc).status >= 500:
+        log.error("stream failed", extra={"error": exc.message})
+    return StreamFailure(exc, line)
+
+
+async def plain(chunks: AsyncIterator[Chunk]) -> AsyncIterator[bytes]:
+    """The stream as HTTP body bytes: a failure is written as its error line."""
+    async for chunk in chunks:
+        yield chunk.line if isinstance(chunk, StreamFailure) else chunk
