@@ -15,7 +15,24 @@ from pagescribe.types import (
 
 __version__ = "0.1.0"
 
+# heavier entry points load on first use, so `import pagescribe` stays cheap
+_LAZY = {
+    "Client": "pagescribe.client",
+    "AsyncClient": "pagescribe.client",
+    "convert": "pagescribe.pipeline",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pagescribe' has no attribute {name!r}")
+
 __all__ = [
+    "AsyncClient",
+    "Client",
     "GenerationRequest",
     "GenerationResult",
     "ImageInput",
@@ -27,4 +44,5 @@ __all__ = [
     "Timings",
     "Usage",
     "__version__",
+    "convert",
 ]

@@ -17,6 +17,7 @@ COMMANDS = {
     "convert": "pagescribe.pipeline.cli:convert_command",
     "model": "pagescribe.models.cli:model_group",
     "endpoint": "pagescribe.aws.cli:endpoint_group",
+    "invoke": "pagescribe.client.cli:invoke_command",
 }
 
 

@@ -55,15 +55,14 @@ class Sampler:
         seed = params.seed if params.seed is not None else random.SystemRandom().randrange(2**32)
         self._add(lib.llama_sampler_init_dist(seed & 0xFFFFFFFF))
 
-    def sample(self, ctx: Any) -> int:
-        """Pick the next token from the last logits (and record it for penalties and grammar)."""
-        return int(self._lib.llama_sampler_sample(self.chain, ctx, -1))
+    def sample(self, ctx: Any, index: int = -1) -> int:
+        """Pick the next token from the logits at batch ``index`` (and record it for penalties and grammar)."""
+        return int(self._lib.llama_sampler_sample(self.chain, ctx, index))
 
-    def __enter__(self) -> Sampler:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._lib.llama_sampler_free(self.chain)
+    def close(self) -> None:
+        if self.chain is not None:
+            self._lib.llama_sampler_free(self.chain)
+            self.chain = None
 
 
 def grammar_for(response_format: dict[str, Any] | None) -> str | None:

@@ -181,11 +181,13 @@ def transcribe(backend: Backend, page: RenderedPage, options: TranscribeOptions)
 def summarize(attempts: tuple[Attempt, ...], *, options: TranscribeOptions, model_id: str) -> Transcription:
     """Fold the attempts into the page's transcription: the last one decides, usage and timings add up."""
     last = attempts[-1]
-    usage: dict[str, int] = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    usage: dict[str, int] = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "cached_tokens": 0}
     timings: dict[str, float] = {"image_encode_ms": 0.0, "prompt_ms": 0.0, "generate_ms": 0.0}
     for a in attempts:
         if a.result is not None:
-            _add(usage, a.result.usage.as_dict())
+            u = a.result.usage
+            _add(usage, {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+                         "total_tokens": u.total_tokens, "cached_tokens": u.cached_tokens})
             _add(timings, a.result.timings.as_dict())
     # The sampling that produced this text (the retry's, after a retry); the rest as configured.
     parameters = {**options.describe(), "sampling": _params_json(last.params)}

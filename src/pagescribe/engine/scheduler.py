@@ -1,0 +1,293 @@
+"""Continuous batching: N slots share one model and one context, driven by one thread.
+
+Each step builds one batch holding the next token of every generating slot plus prompt tokens of newly admitted
+slots (bounded by the batch size, so a long prompt never stalls the others), and at most one bounded piece of an
+image's embeddings; then samples every slot that produced logits. Requests that share a leading prompt reuse its
+KV cells (prefix cache); identical images reuse their embeddings (image cache).
+
+Callers on any thread use ``submit``, which returns an iterator over text pieces and the final result.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+
+from pagescribe.engine.base import CancelToken, Deadline
+from pagescribe.engine.embeddings import EmbeddingCache, ImageDecoder
+from pagescribe.engine.native import NativeModel, TokenBatch
+from pagescribe.engine.prompt import ChatTemplate
+from pagescribe.engine.sampling import Sampler
+from pagescribe.engine.slots import Job, Slot, best_prefix
+from pagescribe.engine.textstream import TextStream
+from pagescribe.engine.tokens import ImageKey, TokenizedPrompt, span
+from pagescribe.errors import ContextOverflow, EngineError, NotReady
+from pagescribe.types import FinishReason, GenerationRequest, GenerationResult
+
+log = logging.getLogger("pagescribe.engine")
+
+
+class BatchScheduler:
+    """Owns ``native`` after construction; ``close`` stops the thread and fails what is still waiting."""
+
+    def __init__(
+        self,
+        native: NativeModel,
+        template: ChatTemplate,
+        *,
+        n_slots: int,
+        n_ctx_slot: int,
+        n_batch: int,
+        image_cache_bytes: int,
+        model_id: str,
+    ) -> None:
+        self.native = native
+        self.template = template
+        self.n_ctx_slot = n_ctx_slot
+        self.n_batch = n_batch
+        self.model_id = model_id
+        self.slots = [Slot(seq=i) for i in range(n_slots)]
+        self.images = ImageDecoder(native, step=n_batch, cache=EmbeddingCache(image_cache_bytes))
+        self._batch = TokenBatch(n_batch)
+        self._waiting: deque[Job] = deque()
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="pagescribe-batch", daemon=True)
+        self._thread.start()
+
+    # -- callers -----------------------------------------------------------------------------------------
+
+    def submit(self, request: GenerationRequest, cancel: CancelToken) -> Iterator[str | GenerationResult]:
+        job = Job(request=request, cancel=cancel, deadline=Deadline(request.time_limit_s))
+        with self._wake:
+            if self._closed:
+                raise NotReady("the engine is shutting down")
+            self._waiting.append(job)
+            self._wake.notify()
+        return self._events(job)
+
+    @staticmethod
+    def _events(job: Job) -> Iterator[str | GenerationResult]:
+        try:
+            while True:
+                event = job.events.get()
+                if isinstance(event, BaseException):
+                    raise event
+                yield event
+                if isinstance(event, GenerationResult):
+                    return
+        finally:
+            job.cancel.cancel()  # a caller that stops reading frees its slot at once
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join(timeout=30)
+        self.images.close()
+        self._batch.close()
+        self.native.close()
+
+    # -- the loop ------------------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._closed and not self._waiting and not any(s.active for s in self.slots):
+                    self._wake.wait()
+                if self._closed:
+                    break
+            try:
+                self._admit()
+                self._stop_finished_early()
+                if any(s.active for s in self.slots):
+                    self._step()
+            except Exception as exc:  # a native failure: fail what is running, keep serving
+                log.exception("batch step failed")
+                self._fail_all(exc if isinstance(exc, EngineError) else EngineError(f"inference failed: {exc}"))
+        self._fail_all(NotReady("the engine is shutting down"), waiting_too=True)
+
+    def _fail_all(self, exc: Exception, *, waiting_too: bool = False) -> None:
+        for slot in self.slots:
+            if slot.job is not None:
+                slot.job.events.put(exc)
+                self._release(slot)
+            slot.cached = []
+        self.native.clear()
+        if waiting_too:
+            with self._wake:
+                while self._waiting:
+                    self._waiting.popleft().events.put(exc)
+
+    # -- admission and prefix reuse ------------------------------------------------------------------------
+
+    def _admit(self) -> None:
+        while True:
+            idle = [s for s in self.slots if not s.active]
+            with self._wake:
+                if not idle or not self._waiting:
+                    return
+                job = self._waiting.popleft()
+            if job.stop_reason() == "cancelled":
+                continue
+            try:
+                prompt = TokenizedPrompt(self.native, self.template.render(job.request.messages))
+            except Exception as exc:
+                job.events.put(exc)
+                continue
+            if prompt.n_positions >= self.n_ctx_slot:
+                prompt.close()
+                job.events.put(ContextOverflow(
+                    f"the prompt needs {prompt.n_positions} tokens but the context window holds {self.n_ctx_slot}: "
+                    "send fewer or smaller images or less text, or raise the context size (--ctx)"
+                ))
+                continue
+            slot = self._choose_slot(idle, prompt)
+            try:
+                self._start(slot, job, prompt)
+            except Exception as exc:  # e.g. a response_format whose schema cannot become a grammar
+                job.events.put(exc)
+                self._release(slot)
+                slot.cached = []
+                self.native.forget(slot.seq, 0)
+
+    def _choose_slot(self, idle: list[Slot], prompt: TokenizedPrompt) -> Slot:
+        """The idle slot with the longest own match; failing that, the one with the least cached (cheapest)."""
+        own, _, _ = best_prefix(idle, prompt.keys)
+        return own if own is not None else min(idle, key=lambda s: len(s.cached))
+
+    def _start(self, slot: Slot, job: Job, prompt: TokenizedPrompt) -> None:
+        source, n_keys, n_pos = best_prefix(self.slots, prompt.keys)
+        if source is slot:
+            self.native.forget(slot.seq, n_pos)
+        else:
+            self.native.forget(slot.seq, 0)
+            if source is not None:
+                self.native.share(source.seq, slot.seq, n_pos)
+        params = job.request.params
+        slot.job, slot.prompt, slot.phase = job, prompt, "prompt"
+        slot.cached = list(prompt.keys[:n_keys])
+        slot.cursor, slot.n_past, slot.n_cached = n_keys, n_pos, n_pos
+        slot.image_done, slot.image_embd = 0, None
+        slot.sampler = Sampler(self.native.model, self.native.vocab, params)
+        slot.text = TextStream(params.stop)
+        slot.n_generated, slot.next_token, slot.out_index = 0, -1, -1
+        slot.started, slot.first_token, slot.encode_ms = time.perf_counter(), 0.0, 0.0
+
+    def _release(self, slot: Slot) -> None:
+        if slot.prompt is not None:
+            slot.prompt.close()
+        if slot.sampler is not None:
+            slot.sampler.close()
+        slot.job, slot.prompt, slot.sampler, slot.text, slot.image_embd = None, None, None, None, None
+        slot.phase = "idle"
+
+    def _finish(self, slot: Slot, finish: FinishReason) -> None:
+        assert slot.job is not None and slot.text is not None
+        tail = slot.text.finish()
+        if tail:
+            slot.job.events.put(tail)
+        slot.job.events.put(slot.result(finish, self.model_id))
+        self._release(slot)
+
+    def _stop_finished_early(self) -> None:
+        for slot in self.slots:
+            if slot.job is not None:
+                reason = slot.job.stop_reason()
+                if reason is not None:
+                    self._finish(slot, reason)
+
+    # -- one step ------------------------------------------------------------------------------------------
+
+    def _step(self) -> None:
+        batch = self._batch
+        batch.clear()
+        generating = [s for s in self.slots if s.phase == "generate"]
+        for slot in generating:
+            slot.out_index = batch.add(slot.next_token, slot.n_past, slot.seq, logits=True)
+        prompting = sorted((s for s in self.slots if s.phase == "prompt"), key=lambda s: s.started)
+        finishing_prompt = self._add_prompt_text(prompting, self.n_batch - len(generating))
+        if batch.n and self.native.decode(batch.raw) != 0:
+            raise EngineError("llama_decode failed on a batch")
+        for slot in generating:
+            slot.n_past += 1
+            slot.cached.append(slot.next_token)
+            self._sample(slot)
+        for slot in finishing_prompt:
+            slot.phase = "generate"
+            slot.first_token = time.perf_counter()
+            self._sample(slot)
+        image_slot = next((s for s in prompting if s.phase == "prompt" and not s.prompt_done()
+                           and isinstance(s.next_key(), ImageKey)), None)
+        if image_slot is not None:
+            self._image_step(image_slot)
+
+    def _add_prompt_text(self, prompting: list[Slot], budget: int) -> list[Slot]:
+        """Put prompt tokens of admitted slots into the batch; returns slots whose prompt ends in this batch."""
+        finishing = []
+        for slot in prompting:
+            if budget <= 0:
+                break
+            if slot.prompt_done() or isinstance(slot.next_key(), ImageKey):
+                continue
+            tokens = slot.text_run(budget)
+            last_of_prompt = slot.cursor + len(tokens) == len(slot.prompt_keys())
+            for i, token in enumerate(tokens):
+                is_last = last_of_prompt and i == len(tokens) - 1
+                index = self._batch.add(token, slot.n_past + i, slot.seq, logits=is_last)
+                if is_last:
+                    slot.out_index = index
+            slot.cursor += len(tokens)
+            slot.n_past += len(tokens)
+            slot.cached.extend(tokens)
+            budget -= len(tokens)
+            if last_of_prompt:
+                finishing.append(slot)
+        return finishing
+
+    def _image_step(self, slot: Slot) -> None:
+        key = slot.next_key()
+        assert isinstance(key, ImageKey) and slot.prompt is not None
+        chunk = slot.prompt.chunk(key.chunk_index)
+        if slot.image_embd is None:
+            embd, encode_ms = self.images.embeddings(key, chunk)
+            slot.image_embd, slot.encode_ms = embd, slot.encode_ms + encode_ms
+            slot.image_done = 0
+        embd = slot.image_embd
+        first_pos = slot.n_past - slot.image_done
+        if self.images.needs_helper(chunk):
+            slot.n_past = self.images.decode_whole(chunk, embd, first_pos, slot.seq)
+            slot.image_done = key.n_tokens
+        else:
+            slot.image_done += self.images.decode_part(embd, slot.image_done, first_pos, slot.seq)
+            slot.n_past = first_pos + slot.image_done
+            if slot.image_done >= key.n_tokens:
+                slot.n_past = first_pos + span(key)
+        if slot.image_done >= key.n_tokens:
+            slot.cursor += 1
+            slot.cached.append(key)
+            slot.image_embd, slot.image_done = None, 0
+
+    def _sample(self, slot: Slot) -> None:
+        assert slot.sampler is not None and slot.text is not None and slot.job is not None
+        params = slot.job.request.params
+        token = slot.sampler.sample(self.native.ctx, slot.out_index)
+        if self.native.is_end(token):
+            self._finish(slot, "stop")
+            return
+        slot.n_generated += 1
+        data = self.native.piece(token)
+        if slot.n_generated == 1 and self.native.space_prefix:
+            data = data.removeprefix(b" ")  # SentencePiece's word-start marker, not text
+        piece = slot.text.push(data)
+        if piece:
+            slot.job.events.put(piece)
+        if slot.text.stopped:
+            self._finish(slot, "stop")
+        elif slot.n_generated >= params.max_tokens or slot.n_past + 1 >= self.n_ctx_slot:
+            self._finish(slot, "length")
+        else:
+            slot.next_token = token

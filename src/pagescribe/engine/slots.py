@@ -1,0 +1,124 @@
+"""One slot = one sequence in the shared KV cache, and the request it is serving (if any)."""
+
+from __future__ import annotations
+
+import queue
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from pagescribe.engine.base import CancelToken, Deadline
+from pagescribe.engine.sampling import Sampler
+from pagescribe.engine.textstream import TextStream
+from pagescribe.engine.tokens import ImageKey, Key, TokenizedPrompt, common_prefix, span
+from pagescribe.types import FinishReason, GenerationRequest, GenerationResult, Timings, Usage
+
+Event = str | GenerationResult | BaseException
+
+
+@dataclass
+class Job:
+    """A request waiting for, or being served by, a slot. The caller reads ``events``."""
+
+    request: GenerationRequest
+    cancel: CancelToken
+    deadline: Deadline
+    events: queue.SimpleQueue[Event] = field(default_factory=queue.SimpleQueue)
+    submitted: float = field(default_factory=time.perf_counter)
+
+    def stop_reason(self) -> FinishReason | None:
+        if self.cancel.cancelled:
+            return "cancelled"
+        if self.deadline.expired:
+            return "time_limit"
+        return None
+
+
+@dataclass
+class Slot:
+    seq: int
+    cached: list[Key] = field(default_factory=list)  # keys whose KV is in this sequence, in order
+    job: Job | None = None
+    prompt: TokenizedPrompt | None = None
+    phase: Literal["idle", "prompt", "generate"] = "idle"
+    cursor: int = 0  # next prompt key to evaluate
+    n_past: int = 0  # positions in the KV cache
+    n_cached: int = 0  # prompt positions reused from the prefix cache
+    image_done: int = 0  # rows of the current image already decoded
+    image_embd: npt.NDArray[np.float32] | None = None
+    sampler: Sampler | None = None
+    text: TextStream | None = None
+    next_token: int = -1
+    out_index: int = -1
+    n_generated: int = 0
+    started: float = 0.0
+    first_token: float = 0.0
+    encode_ms: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.job is not None
+
+    def committed(self) -> list[Key]:
+        """Keys whose KV is complete: what another request may share."""
+        return self.cached
+
+    def prompt_keys(self) -> list[Key]:
+        assert self.prompt is not None
+        return self.prompt.keys
+
+    def next_key(self) -> Key:
+        return self.prompt_keys()[self.cursor]
+
+    def text_run(self, limit: int) -> list[int]:
+        """Up to ``limit`` text tokens from the cursor, stopping at an image."""
+        keys = self.prompt_keys()
+        out: list[int] = []
+        i = self.cursor
+        while i < len(keys) and len(out) < limit:
+            key = keys[i]
+            if isinstance(key, ImageKey):
+                break
+            out.append(key)
+            i += 1
+        return out
+
+    def prompt_done(self) -> bool:
+        return self.cursor >= len(self.prompt_keys())
+
+    def result(self, finish: FinishReason, model_id: str) -> GenerationResult:
+        now = time.perf_counter()
+        first = self.first_token or now
+        assert self.prompt is not None and self.text is not None
+        return GenerationResult(
+            text=self.text.text,
+            finish_reason=finish,
+            usage=Usage(
+                prompt_tokens=self.prompt.n_positions,
+                completion_tokens=self.n_generated,
+                cached_tokens=self.n_cached,
+            ),
+            timings=Timings(
+                image_encode_ms=self.encode_ms,
+                prompt_ms=max(0.0, (first - self.started) * 1000 - self.encode_ms),
+                generate_ms=(now - first) * 1000 if self.first_token else 0.0,
+            ),
+            model=model_id,
+        )
+
+
+def best_prefix(slots: list[Slot], keys: list[Key]) -> tuple[Slot | None, int, int]:
+    """The slot whose cached keys share the longest prefix with ``keys``: (slot, n_keys, n_positions).
+
+    At least one key of ``keys`` is always left to evaluate, since the last prompt token must produce logits.
+    """
+    best: Slot | None = None
+    best_n = 0
+    for slot in slots:
+        n = min(common_prefix(slot.committed(), keys), len(keys) - 1)
+        if n > best_n:
+            best, best_n = slot, n
+    return best, best_n, sum(span(k) for k in keys[:best_n])

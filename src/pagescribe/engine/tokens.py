@@ -1,0 +1,144 @@
+"""A request's prompt as model input: text tokens and image chunks, each with a key for prefix matching.
+
+A key is a token id (one position) or ``ImageKey`` (an image's hash and the positions it spans). Two prompts
+whose keys agree up to a point have the same KV state up to that point, which is what the prefix cache reuses.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from typing import Any
+
+from pagescribe.engine import native_log
+from pagescribe.engine.native import NativeModel
+from pagescribe.engine.prompt import PromptPiece
+from pagescribe.errors import EngineError
+
+
+@dataclass(frozen=True, slots=True)
+class ImageKey:
+    digest: str
+    n_pos: int
+    n_tokens: int
+    chunk_index: int = -1  # where it is in its own prompt's chunks; not part of equality
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ImageKey) and (self.digest, self.n_pos) == (other.digest, other.n_pos)
+
+    def __hash__(self) -> int:
+        return hash((self.digest, self.n_pos))
+
+
+Key = int | ImageKey
+
+
+def span(key: Key) -> int:
+    """Positions a key occupies in the sequence."""
+    return key.n_pos if isinstance(key, ImageKey) else 1
+
+
+def common_prefix(a: list[Key], b: list[Key]) -> int:
+    """How many leading keys ``a`` and ``b`` share."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class TokenizedPrompt:
+    """The libmtmd chunks of one prompt and its key list; frees the native objects on ``close``."""
+
+    def __init__(self, native: NativeModel, pieces: list[PromptPiece]) -> None:
+        from llama_cpp import mtmd_cpp
+
+        self._m = mtmd_cpp
+        self._bitmaps: list[Any] = []
+        self.chunks = mtmd_cpp.mtmd_input_chunks_init()
+        if not self.chunks:
+            raise EngineError("libmtmd could not allocate input chunks")
+        try:
+            self._tokenize(native, _join_spacing(pieces, native.space_prefix))
+            self.keys = self._keys()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def n_positions(self) -> int:
+        return sum(span(k) for k in self.keys)
+
+    def chunk(self, index: int) -> Any:
+        return self._m.mtmd_input_chunks_get(self.chunks, index)
+
+    def close(self) -> None:
+        if self.chunks:
+            self._m.mtmd_input_chunks_free(self.chunks)
+            self.chunks = None
+        for bitmap in self._bitmaps:
+            self._m.mtmd_bitmap_free(bitmap)
+        self._bitmaps.clear()
+
+    def _tokenize(self, native: NativeModel, pieces: list[PromptPiece]) -> None:
+        m = self._m
+        keep: list[Any] = []  # ctypes objects that must outlive the call
+        parts = []
+        for piece in pieces:
+            part = m.mtmd_input_part()
+            if piece.kind == "image":
+                assert piece.image is not None
+                pixels = (ctypes.c_uint8 * len(piece.image.rgb)).from_buffer_copy(piece.image.rgb)
+                bitmap = m.mtmd_bitmap_init(piece.image.width, piece.image.height, pixels)
+                if not bitmap:
+                    raise EngineError("libmtmd could not take the image")
+                m.mtmd_bitmap_set_id(bitmap, piece.image.sha256.encode())
+                self._bitmaps.append(bitmap)
+                part.bitmap = bitmap
+            else:
+                data = piece.text.encode("utf-8")
+                text = m.mtmd_input_text(data, len(data), False, piece.kind == "template")
+                keep.extend((data, text))
+                part.text = ctypes.pointer(text)
+            keep.append(part)
+            parts.append(ctypes.pointer(part))
+        array = (ctypes.POINTER(m.mtmd_input_part) * len(parts))(*parts)
+        position = native_log.mark()
+        rc = m.mtmd_tokenize_from_parts(native.mtmd, self.chunks, array, len(parts), True)
+        if rc != 0:
+            raise EngineError(f"libmtmd could not tokenize the prompt (code {rc}): {native_log.since(position)}")
+
+    def _keys(self) -> list[Key]:
+        m = self._m
+        keys: list[Key] = []
+        for i in range(m.mtmd_input_chunks_size(self.chunks)):
+            chunk = m.mtmd_input_chunks_get(self.chunks, i)
+            if m.mtmd_input_chunk_get_type(chunk) == m.MTMD_INPUT_CHUNK_TYPE_TEXT:
+                n = ctypes.c_size_t()
+                tokens = m.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(n))
+                keys.extend(int(tokens[j]) for j in range(n.value))
+            else:
+                digest = (m.mtmd_input_chunk_get_id(chunk) or b"").decode()
+                keys.append(ImageKey(
+                    digest, int(m.mtmd_input_chunk_get_n_pos(chunk)), int(m.mtmd_input_chunk_get_n_tokens(chunk)), i
+                ))
+        if not keys or isinstance(keys[-1], ImageKey):
+            raise EngineError("the chat template must end the prompt with text after the last image")
+        return keys
+
+
+def _join_spacing(pieces: list[PromptPiece], space_prefix: bool) -> list[PromptPiece]:
+    """Drop a template space before request text when the tokenizer prefixes each part with one anyway.
+
+    SentencePiece vocabularies (Llama 2, LLaVA-1.5) add a leading space to every separately tokenized text;
+    without this, "USER: " + "Describe" would become "USER:" "▁" "▁Describe" instead of "USER:" "▁Describe".
+    """
+    if not space_prefix:
+        return pieces
+    out = list(pieces)
+    for i in range(len(out) - 1):
+        here, after = out[i], out[i + 1]
+        if here.kind == "template" and after.kind == "text" and here.text.endswith(" "):
+            out[i] = PromptPiece("template", here.text[:-1])
+    return [p for p in out if p.kind == "image" or p.text]

@@ -1,0 +1,130 @@
+"""Continuous batching, prefix cache and image cache of the llama.cpp engine, on the tiny model."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from PIL import Image, ImageDraw
+
+from pagescribe.engine.base import CancelToken, collect
+from pagescribe.engine.llamacpp import LlamaCppEngine
+from pagescribe.images import image_from_pil
+from pagescribe.models.files import ModelFiles
+from pagescribe.types import GenerationRequest, GenerationResult, ImageInput, ImagePart, Message, SamplingParams, TextPart
+
+INSTRUCTIONS = "You will be provided with an image of a page. Describe the content in technical terms. " * 4
+
+
+def page(n: int) -> ImageInput:
+    img = Image.new("RGB", (320, 240), ("white", "navy", "orange", "teal", "pink", "gray")[n % 6])
+    ImageDraw.Draw(img).text((20, 20), f"page {n}", fill="black")
+    return image_from_pil(img)
+
+
+def doc_request(image: ImageInput, *, max_tokens: int = 12, **params: object) -> GenerationRequest:
+    """The pipeline's layout: shared instructions first, then the page."""
+    message = Message("user", (TextPart(INSTRUCTIONS), ImagePart(image)))
+    return GenerationRequest(messages=(message,), params=SamplingParams(max_tokens=max_tokens, **params))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def engine4(tiny_model: ModelFiles) -> Iterator[LlamaCppEngine]:
+    engine = LlamaCppEngine(tiny_model, n_ctx=1024, n_threads=2, slots=4)
+    engine.load()
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def engine1(tiny_model: ModelFiles) -> Iterator[LlamaCppEngine]:
+    engine = LlamaCppEngine(tiny_model, n_ctx=1024, n_threads=2, slots=1, image_cache_mb=0)
+    engine.load()
+    yield engine
+    engine.close()
+
+
+def run_concurrently(engine: LlamaCppEngine, requests: list[GenerationRequest]) -> list[GenerationResult]:
+    results: list[GenerationResult | None] = [None] * len(requests)
+
+    def work(i: int) -> None:
+        results[i] = collect(engine, requests[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(requests))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert all(r is not None for r in results)
+    return results  # type: ignore[return-value]
+
+
+def test_batched_requests_give_the_same_text_as_one_at_a_time(
+    engine1: LlamaCppEngine, engine4: LlamaCppEngine
+) -> None:
+    requests = [doc_request(page(n), max_tokens=10 + n) for n in range(6)]
+    alone = [collect(engine1, r) for r in requests]
+    together = run_concurrently(engine4, requests)
+    assert [r.text for r in together] == [r.text for r in alone]
+    assert [r.usage.completion_tokens for r in together] == [10 + n for n in range(6)]
+    assert len({r.text for r in together}) == 6  # six pages, six different answers
+
+
+def test_the_shared_instructions_are_evaluated_once(engine4: LlamaCppEngine) -> None:
+    first = collect(engine4, doc_request(page(10)))
+    second = collect(engine4, doc_request(page(11)))
+    assert first.usage.prompt_tokens == second.usage.prompt_tokens
+    # everything before the image is reused: the instructions are most of the text
+    assert second.usage.cached_tokens >= 60
+    assert second.usage.cached_tokens < second.usage.prompt_tokens - 16  # the image itself is new
+
+
+def test_a_repeated_page_reuses_the_whole_prompt_and_answers_the_same(engine4: LlamaCppEngine) -> None:
+    request = doc_request(page(20), max_tokens=8)
+    first = collect(engine4, request)
+    again = collect(engine4, request)
+    assert again.text == first.text
+    assert again.usage.cached_tokens == again.usage.prompt_tokens - 1  # only the last token is evaluated again
+
+
+def test_the_same_image_with_another_question_skips_the_image_encoder(engine4: LlamaCppEngine) -> None:
+    image = page(30)
+    hits_before, _ = engine4.image_cache
+    # the question comes first, so the prompts differ before the image and the prefix cache cannot cover it
+    first = GenerationRequest(
+        messages=(Message("user", (TextPart("What is the title?"), ImagePart(image))),),
+        params=SamplingParams(max_tokens=4),
+    )
+    other = GenerationRequest(
+        messages=(Message("user", (TextPart("Any numbers?"), ImagePart(image))),), params=SamplingParams(max_tokens=4)
+    )
+    assert collect(engine4, first).timings.image_encode_ms > 0
+    result = collect(engine4, other)
+    assert engine4.image_cache[0] == hits_before + 1
+    assert result.timings.image_encode_ms == 0
+
+
+def test_a_cancelled_request_frees_its_slot_for_the_others(tiny_model: ModelFiles) -> None:
+    engine = LlamaCppEngine(tiny_model, n_ctx=65536, n_threads=2, slots=2)
+    engine.load()
+    try:
+        cancel = CancelToken()
+        endless = doc_request(page(40), max_tokens=60000)
+        holder: list[GenerationResult] = []
+        worker = threading.Thread(target=lambda: holder.append(collect(engine, endless, cancel=cancel)))
+        worker.start()
+        quick = [collect(engine, doc_request(page(41 + n), max_tokens=4)) for n in range(3)]
+        assert all(r.finish_reason == "length" for r in quick)  # served beside the long one
+        cancel.cancel()
+        worker.join(timeout=10)
+        assert holder and holder[0].finish_reason == "cancelled"
+    finally:
+        engine.close()
+
+
+def test_a_stream_abandoned_by_its_reader_stops_generating(engine4: LlamaCppEngine) -> None:
+    stream = engine4.stream(doc_request(page(50), max_tokens=500))
+    next(stream)
+    stream.close()  # the reader goes away (a disconnected client)
+    assert collect(engine4, doc_request(page(51), max_tokens=3)).usage.completion_tokens == 3
