@@ -48,3 +48,6 @@ bench: setup
 
 clean:
 	rm -rf $(BUILD) .pytest_cache .mypy_cache .ruff_cache
+
+# container image targets: image, image-test, image-push, image-tools, image-clean
+include container/image.mk

@@ -18,6 +18,7 @@ COMMANDS = {
     "model": "pagescribe.models.cli:model_group",
     "endpoint": "pagescribe.aws.cli:endpoint_group",
     "invoke": "pagescribe.client.cli:invoke_command",
+    "image": "pagescribe.aws.image_cli:image_group",
 }
 
 

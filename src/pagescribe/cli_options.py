@@ -41,6 +41,13 @@ def model_options(func: F) -> F:
                 help="Context window in tokens.",
             ),
             click.option(
+                "--slots",
+                type=click.IntRange(1, 64),
+                default=1,
+                show_default=True,
+                help="Pages generated together by continuous batching (more helps `convert` on many cores).",
+            ),
+            click.option(
                 "--threads",
                 "n_threads",
                 type=click.IntRange(1, 1024),

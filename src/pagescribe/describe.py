@@ -19,7 +19,13 @@ from pagescribe.types import GenerationRequest, GenerationResult, SamplingParams
 
 
 def load_engine(
-    model: str | None, *, mmproj: str | None, n_ctx: int, n_threads: int | None, chat_template_file: Path | None
+    model: str | None,
+    *,
+    mmproj: str | None,
+    n_ctx: int,
+    n_threads: int | None,
+    chat_template_file: Path | None,
+    slots: int = 1,
 ) -> Engine:
     """Resolve, validate and load the in-process engine; raises ``ModelError`` with the reason."""
     from pagescribe.engine.llamacpp import LlamaCppEngine
@@ -27,7 +33,7 @@ def load_engine(
 
     files = resolve_model(model, mmproj=mmproj)
     template = chat_template_file.read_text(encoding="utf-8") if chat_template_file else None
-    engine = LlamaCppEngine(files, n_ctx=n_ctx, n_threads=n_threads, chat_template=template)
+    engine = LlamaCppEngine(files, n_ctx=n_ctx, n_threads=n_threads, slots=slots, chat_template=template)
     engine.load()
     return engine
 
@@ -54,6 +60,7 @@ def describe_command(
     model: str | None,
     mmproj: str | None,
     n_ctx: int,
+    slots: int,
     n_threads: int | None,
     chat_template_file: Path | None,
     prompt: str | None,
@@ -75,7 +82,7 @@ def describe_command(
     params = sampling_from(max_tokens, temperature, top_p, repeat_penalty, seed)
     try:
         engine = load_engine(
-            model, mmproj=mmproj, n_ctx=n_ctx, n_threads=n_threads, chat_template_file=chat_template_file
+            model, mmproj=mmproj, n_ctx=n_ctx, n_threads=n_threads, chat_template_file=chat_template_file, slots=slots
         )
     except PagescribeError as exc:
         raise click.ClickException(exc.message) from exc

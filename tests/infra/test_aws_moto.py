@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from pagescribe.aws import cli, deploy, package, runtime
+from pagescribe.aws import cli, deploy, package
+from pagescribe.prompts import load_prompt
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -195,39 +196,58 @@ def test_deploy_creates_model_config_and_endpoint(aws: str) -> None:
     assert status.output.startswith(f"pagescribe: InService (config {result.endpoint_config_name})")
 
 
-def test_invoke_sends_format_a_and_prints_the_text(
-    aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import boto3
+def _queue_answer(moto_url: str, answer: list[dict[str, Any]]) -> None:
+    """Make moto's InvokeEndpoint give ``answer`` (it returns canned bodies, whatever is sent)."""
     import requests
 
-    deploy.deploy(_spec(), poll_s=0.01, timeout_s=10)
-    answer = [{"generated_text": "# Invoice 42\nTotal: 10 EUR", "finish_reason": "stop"}]
     requests.post(
-        f"{aws}/moto-api/static/sagemaker/endpoint-results",
+        f"{moto_url}/moto-api/static/sagemaker/endpoint-results",
         json={"results": [{"Body": json.dumps(answer), "ContentType": "application/json"}]},
         timeout=10,
     ).raise_for_status()
-    sent: list[bytes] = []
 
-    def recording_client(service: str, region: str | None) -> Any:
-        client = boto3.client(service, region_name=region)
-        client.meta.events.register("before-send.*", lambda request, **_: sent.append(request.body))
-        return client
 
-    monkeypatch.setattr(cli, "_client", recording_client)
+def _bodies_sent() -> list[dict[str, Any]]:
+    """The request bodies moto's InvokeEndpoint received (it keys the answers it gave by them)."""
+    from moto.sagemakerruntime.models import sagemakerruntime_backends
+
+    # moto files them under no endpoint name (it looks for the name in the body, not the path).
+    results = sagemakerruntime_backends[ACCOUNT][REGION].results
+    return [json.loads(json.loads(base64.b64decode(key))["Body"]) for seen in results.values() for key in seen]
+
+
+def test_invoke_sends_format_a_and_prints_the_text(aws: str, tmp_path: Path) -> None:
+    from PIL import Image
+
+    deploy.deploy(_spec(), poll_s=0.01, timeout_s=10)
+    _queue_answer(aws, [{"generated_text": "# Invoice 42\nTotal: 10 EUR", "finish_reason": "stop"}])
     page = tmp_path / "page.png"
-    page.write_bytes(b"\x89PNG\r\n\x1a\n fake page")
-    result = CliRunner().invoke(
-        cli.endpoint_group, ["invoke", "pagescribe", str(page), "--prompt", "Read it."]
-    )
+    Image.new("RGB", (300, 200), "white").save(page)
+    result = CliRunner().invoke(cli.endpoint_group, ["invoke", "pagescribe", str(page), "--prompt", "Read it."])
     assert result.exit_code == 0, result.output
     assert result.output == "# Invoice 42\nTotal: 10 EUR\n"
-    body = json.loads(sent[-1])
+    [body] = _bodies_sent()
     (dialog,) = body["inputs"]
-    assert dialog == [{"role": "user", "content": "<ImageHere>Read it.", "image": dialog[0]["image"]}]
+    assert dialog == [{"role": "user", "content": "Read it.", "image": dialog[0]["image"]}]
     assert base64.b64decode(dialog[0]["image"]) == page.read_bytes()
     assert body["parameters"] == {"max_tokens": 1024}
+
+
+def test_invoke_raw_prints_the_whole_answer_as_json(aws: str, tmp_path: Path) -> None:
+    from PIL import Image
+
+    usage = {"prompt_tokens": 600, "completion_tokens": 3}
+    _queue_answer(aws, [{"generated_text": "Total: 10 EUR", "finish_reason": "length", "usage": usage}])
+    page = tmp_path / "page.png"
+    Image.new("RGB", (300, 200), "white").save(page)
+    result = CliRunner().invoke(cli.endpoint_group, ["invoke", "pagescribe", str(page), "--max-tokens", "3", "--raw"])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert (printed["text"], printed["finish_reason"]) == ("Total: 10 EUR", "length")
+    assert printed["usage"] == {"prompt_tokens": 600, "completion_tokens": 3, "total_tokens": 603}
+    [body] = _bodies_sent()
+    assert body["parameters"] == {"max_tokens": 3}
+    assert body["inputs"][0][0]["content"] == load_prompt("document").text
 
 
 def test_delete_removes_endpoint_config_and_model(aws: str) -> None:
@@ -246,13 +266,3 @@ def test_status_of_a_missing_endpoint_is_a_clear_error(aws: str) -> None:
     result = CliRunner().invoke(cli.endpoint_group, ["status", "nope"])
     assert result.exit_code == 1
     assert "ValidationException" in result.output and "nope" in result.output
-
-
-def test_page_request_is_dialog_batch_format_a() -> None:
-    body = runtime.page_request(b"img", prompt="Describe.", max_tokens=64)
-    assert body == {
-        "inputs": [
-            [{"role": "user", "content": "<ImageHere>Describe.", "image": base64.b64encode(b"img").decode()}]
-        ],
-        "parameters": {"max_tokens": 64},
-    }

@@ -10,16 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -29,9 +25,8 @@ from pagescribe.engine.base import CancelToken
 from pagescribe.engine.llamacpp import LlamaCppEngine
 from pagescribe.models.files import ModelFiles
 from pagescribe.prompts import load_prompt
-from pagescribe.server.cli import make_server
-from pagescribe.server.settings import ServerSettings
 from pagescribe.types import GenerationRequest, GenerationResult
+from servers import LiveServer, sagemaker_env
 
 pytestmark = pytest.mark.integration
 
@@ -55,48 +50,19 @@ class Recording(LlamaCppEngine):
         return super().stream(request, cancel=cancel)
 
 
-class Live:
-    """`pagescribe serve` on a free loopback port, in a thread; bodies over the SageMaker limit are refused."""
-
-    def __init__(self, engine: Recording) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        self.engine = engine
-        settings = ServerSettings(host="127.0.0.1", port=port, log_level="error", max_body_bytes=PAYLOAD_LIMIT)
-        self.server = make_server(settings, engine)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Live:
-        self.thread.start()
-        end = time.monotonic() + 120
-        while not self.server.started or httpx.get(f"{self.url}/ping").status_code != 200:
-            assert time.monotonic() < end, "the server did not become ready"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
+Live = LiveServer[Recording]
 
 
 @pytest.fixture(scope="module")
 def live(tiny_model: ModelFiles) -> Iterator[Live]:
-    with Live(Recording(tiny_model, n_ctx=4096, n_threads=2)) as server:
+    # Bodies over the SageMaker limit are refused, as SageMaker would.
+    with LiveServer(Recording(tiny_model, n_ctx=4096, n_threads=2), max_body_bytes=PAYLOAD_LIMIT) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def aws_env(live: Live) -> dict[str, str]:
-    return {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": live.url,
-    }
+    return sagemaker_env(live.url)
 
 
 @pytest.fixture

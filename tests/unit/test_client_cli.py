@@ -7,12 +7,9 @@ import os
 import select
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from click.testing import CliRunner
 from PIL import Image
@@ -22,8 +19,7 @@ from test_client_support import ScriptedServer, container_error_body, error, ok,
 from pagescribe.client import retry
 from pagescribe.client.cli import invoke_command
 from pagescribe.engine.fake import FakeEngine
-from pagescribe.server.cli import make_server
-from pagescribe.server.settings import ServerSettings
+from servers import LiveServer, sagemaker_env
 
 
 @pytest.fixture(scope="module")
@@ -43,17 +39,6 @@ def page(tmp_path: Path) -> Path:
     path = tmp_path / "page.png"
     path.write_bytes(page_png())
     return path
-
-
-def aws_env(url: str) -> dict[str, str]:
-    return {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": url,
-    }
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -98,7 +83,7 @@ def test_the_endpoint_transport_prints_the_same_and_retries_a_busy_container(
 ) -> None:
     busy = container_error_body(503, "overloaded", "the queue is full")
     server.play(busy, ok("from the endpoint"))
-    code, out, err = invoke(str(page), "--endpoint", "my-endpoint", env=aws_env(server.url))
+    code, out, err = invoke(str(page), "--endpoint", "my-endpoint", env=sagemaker_env(server.url))
     assert (code, out, err) == (0, "from the endpoint\n", "")
     assert [s.path for s in server.seen] == ["/endpoints/my-endpoint/invocations"] * 2
 
@@ -156,21 +141,8 @@ def test_usage_mistakes_are_explained(page: Path, args: list[str], problem: str)
 @pytest.fixture(scope="module")
 def slow_server() -> Iterator[str]:
     """The real app with a fake engine that takes 0.15 s per word."""
-    engine = FakeEngine(reply="one two three four five six", token_delay_s=0.15)
-    with __import__("socket").socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    uv = make_server(ServerSettings(host="127.0.0.1", port=port, log_level="error"), engine)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    end = time.monotonic() + 30
-    while not uv.started or httpx.get(f"{url}/ping").status_code != 200:
-        assert time.monotonic() < end, "server did not start"
-        time.sleep(0.02)
-    yield url
-    uv.should_exit = True
-    thread.join(10)
+    with LiveServer(FakeEngine(reply="one two three four five six", token_delay_s=0.15)) as server:
+        yield server.url
 
 
 @pytest.mark.parametrize("transport", ["--url", "--endpoint"])
@@ -179,7 +151,7 @@ def test_stream_prints_words_while_they_are_generated(
 ) -> None:
     target = slow_server if transport == "--url" else "my-endpoint"
     code = "from pagescribe.client.cli import invoke_command; invoke_command()"
-    env = {**os.environ, **aws_env(slow_server)}
+    env = {**os.environ, **sagemaker_env(slow_server)}
     args = [sys.executable, "-c", code, str(page), transport, target, "--stream"]
     with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as proc:
         assert proc.stdout is not None

@@ -269,3 +269,12 @@ def test_against_the_real_app_with_the_fake_engine_plain_streamed_and_refused() 
     first, second = engine.requests[:2]
     assert first.messages[0].text == "Read it." and len(first.images) == 1 and first.params.max_tokens == 3
     assert [type(p).__name__ for p in second.messages[0].parts] == ["ImagePart", "TextPart", "ImagePart"]
+
+
+def test_model_id_comes_from_the_servers_model_list_and_is_none_when_it_will_not_say() -> None:
+    app = TestClient(create_app(ServerSettings(), FakeEngine(model_name="llava-7b-q4")))
+    with app:
+        client = Client.for_url("http://testserver", http_client=app)
+        assert client.model_id() == "llava-7b-q4"
+    assert Recorder(httpx.Response(404, json={})).client().model_id() is None
+    assert Recorder(httpx.ConnectError("down")).client().model_id() is None

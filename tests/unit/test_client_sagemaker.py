@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 from collections.abc import AsyncIterator, Iterator
 
@@ -19,6 +18,7 @@ from test_client_support import ScriptedServer, answer, ok, page_png, scripted_s
 from pagescribe.client import Client, ClientConfigError, ResponseTimeout, RetryPolicy, Unreachable, retry
 from pagescribe.errors import EngineError, ImageError, NotReady, Overloaded, ServiceUnavailable
 from pagescribe.wire import eventstream
+from servers import sagemaker_env
 
 ENDPOINT = "text-vision-llm-model-7B-image2text"
 
@@ -32,14 +32,7 @@ def runtime() -> Iterator[ScriptedServer]:
 def aws(monkeypatch: pytest.MonkeyPatch, runtime: ScriptedServer) -> None:
     for name in ("AWS_PROFILE", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE", "AWS_REGION"):
         monkeypatch.delenv(name, raising=False)
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": runtime.url,
-    }.items():
+    for name, value in sagemaker_env(runtime.url).items():
         monkeypatch.setenv(name, value)
 
 

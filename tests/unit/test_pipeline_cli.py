@@ -63,7 +63,8 @@ def test_pages_that_fail_the_check_give_exit_status_1(engine: FakeEngine, tmp_pa
     [
         (["--dpi", "100", "--max-side", "900"], "--dpi or --max-side"),
         (["--url", "http://localhost:1", "--model", "m.gguf"], "one of --model, --url and --endpoint"),
-        (["--endpoint", "my-endpoint"], "not available"),
+        (["--url", "http://localhost:1", "--profile", "p"], "--region and --profile apply to --endpoint only"),
+        (["--timeout", "5"], "--timeout applies to --url and --endpoint only"),
         (["--pages", "3-1"], "page range"),
         (["--chunk-size", "10", "--chunk-overlap", "10"], "overlap"),
         (["--prompt-file", "no-such-prompt"], "no prompt file"),

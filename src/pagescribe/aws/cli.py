@@ -13,12 +13,10 @@ from typing import Any
 
 import click
 
-from pagescribe.aws import deploy, package, runtime
+from pagescribe.aws import deploy, package
 from pagescribe.errors import PagescribeError
 
-_region = click.option(
-    "--region", default=None, help="AWS region (default: from the AWS config/environment)."
-)
+_region = click.option("--region", default=None, help="AWS region (default: from the AWS config/environment).")
 
 
 def _client(service: str, region: str | None) -> Any:
@@ -29,18 +27,14 @@ def _client(service: str, region: str | None) -> Any:
 
 @click.command("package")
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--s3", "s3_uri", required=True, metavar="s3://BUCKET/PREFIX", help="Where to upload the model."
-)
+@click.option("--s3", "s3_uri", required=True, metavar="s3://BUCKET/PREFIX", help="Where to upload the model.")
 @click.option(
     "--compress/--no-compress",
     default=False,
     show_default=True,
     help="Upload one model.tar.gz instead of the files under the prefix (slower to start).",
 )
-@click.option(
-    "--replace", is_flag=True, help="Delete other objects under the prefix (they would be served too)."
-)
+@click.option("--replace", is_flag=True, help="Delete other objects under the prefix (they would be served too).")
 @_region
 def package_command(model_dir: Path, s3_uri: str, compress: bool, replace: bool, region: str | None) -> None:
     """Upload MODEL_DIR (GGUF model + mmproj) to S3 with a SHA-256 manifest, ready for SageMaker."""
@@ -91,26 +85,26 @@ def status_command(name: str, as_json: bool, region: str | None) -> None:
 @endpoint_group.command("invoke")
 @click.argument("name")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--prompt", default=runtime.DEFAULT_PROMPT, show_default=True, help="Instruction sent with the page."
-)
+@click.option("--prompt", default=None, help="Instruction sent with the page [default: the document prompt].")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=1024, show_default=True)
-@click.option("--raw", is_flag=True, help="Print the endpoint's JSON answer instead of the text.")
+@click.option(
+    "--raw", is_flag=True, help="Print the whole answer as JSON (text, finish_reason, usage, timings, model)."
+)
 @_region
-def invoke_command(
-    name: str, file: Path, prompt: str, max_tokens: int, raw: bool, region: str | None
-) -> None:
-    """Send the page image FILE to endpoint NAME and print the transcription."""
-    body = runtime.page_request(file.read_bytes(), prompt=prompt, max_tokens=max_tokens)
+def invoke_command(name: str, file: Path, prompt: str | None, max_tokens: int, raw: bool, region: str | None) -> None:
+    """Send the page image FILE to endpoint NAME and print the transcription.
+
+    A quick check of a deployment: `pagescribe invoke --endpoint NAME` has every option (documents,
+    streaming, sampling).
+    """
+    from pagescribe.client import Client
+
     try:
-        answer = runtime.invoke_json(name, body, client=_client("sagemaker-runtime", region))
-        if raw:
-            click.echo(json.dumps(answer, indent=2))
-            return
-        for text in runtime.generated_texts(answer):
-            click.echo(text)
+        with Client.for_endpoint(name, region=region) as client:
+            answer = client.describe(file, prompt=prompt, max_tokens=max_tokens)
     except PagescribeError as exc:
         raise click.ClickException(exc.message) from exc
+    click.echo(json.dumps(answer.as_dict(), indent=2, ensure_ascii=False) if raw else answer.text)
 
 
 def _count(value: int | None) -> str:

@@ -289,6 +289,11 @@ class Client:
         """Like ``describe``, but yields the text as it is generated; the stream's ``result`` has the rest."""
         return DescriptionStream(self.transport.stream(make_invocation(image, prompt, parameters)))
 
+    def model_id(self) -> str | None:
+        """The id of the model behind this client when the transport can tell (a server can; SageMaker can't)."""
+        ask = getattr(self.transport, "model_id", None)
+        return ask() if callable(ask) else None
+
     def close(self) -> None:
         """Release connections (and the model, when the client loaded it)."""
         self.transport.close()

@@ -107,6 +107,15 @@ class HttpTransport:
         response = retry.call(lambda: self._send(body, stream=True), self.retry, what=f"POST {self.url}")
         return self._read(response)
 
+    def model_id(self) -> str | None:
+        """The model the server has loaded (``GET /v1/models``), or None when it does not say."""
+        root = self.url.removesuffix("/invocations")
+        try:
+            response = self._client.get(f"{root}/v1/models", headers=headers(stream=False, extra=self._headers))
+            return str(response.json()["data"][0]["id"]) if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+            return None
+
     def _send(self, body: bytes, *, stream: bool) -> httpx.Response:
         request = self._client.build_request(
             "POST", self.url, content=body, headers=headers(stream=stream, extra=self._headers)

@@ -6,6 +6,8 @@ Stages are pure functions over frozen dataclasses, run by ``runner``::
                                     (cache.PageCache skips pages finished before)
 
 ``convert(paths, out_dir=..., backend=...)`` streams the page records; ``Conversion`` also gives the summary.
+The backend is the model in process (``EngineBackend``) or one served elsewhere (``ClientBackend`` over a
+``pagescribe.client.Client``).
 """
 
 from pagescribe.pipeline.chunking import Chunk, ChunkOptions
@@ -20,6 +22,7 @@ from pagescribe.pipeline.errors import (
 )
 from pagescribe.pipeline.options import ConvertOptions
 from pagescribe.pipeline.records import PageRecord, Transcription
+from pagescribe.pipeline.remote import ClientBackend
 from pagescribe.pipeline.render import DEFAULT_MAX_SIDE, RenderedPage, parse_page_ranges, render_document
 from pagescribe.pipeline.runner import Conversion, convert
 from pagescribe.pipeline.summary import RunSummary
@@ -31,6 +34,7 @@ __all__ = [
     "Backend",
     "Chunk",
     "ChunkOptions",
+    "ClientBackend",
     "Conversion",
     "ConvertOptions",
     "ConverterUnavailable",

@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
 from pagescribe.cli_options import model_options
+from pagescribe.client import Client
+from pagescribe.client.base import DEFAULT_READ_TIMEOUT_S
 from pagescribe.errors import PagescribeError
 from pagescribe.pipeline.chunking import ChunkOptions
 from pagescribe.pipeline.options import ConvertOptions
 from pagescribe.pipeline.progress import make_progress
+from pagescribe.pipeline.remote import DEFAULT_CONCURRENCY, ClientBackend
 from pagescribe.pipeline.render import parse_page_ranges
 from pagescribe.pipeline.runner import Conversion
 from pagescribe.pipeline.transcribe import Backend, EngineBackend
 from pagescribe.prompts import load_prompt
 from pagescribe.types import SamplingParams
+
+#: A server queues the pages it is sent: the last of a batch waits for those before it, so it gets longer
+#: than the 70 s the client allows a SageMaker request (which SageMaker itself ends at 60 s).
+SERVER_READ_TIMEOUT_S = 300.0
 
 
 @click.command("convert")
@@ -33,7 +41,23 @@ from pagescribe.types import SamplingParams
 )
 @model_options
 @click.option("--url", default=None, metavar="URL", help="Send pages to a pagescribe server (format A).")
-@click.option("--endpoint", default=None, metavar="NAME", help="Send pages to a SageMaker endpoint.")
+@click.option(
+    "--endpoint",
+    default=None,
+    metavar="NAME",
+    help="Send pages to a SageMaker endpoint (AWS credentials as usual; "
+    "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME is honoured).",
+)
+@click.option("--region", default=None, help="AWS region of the endpoint [default: from the AWS configuration].")
+@click.option("--profile", default=None, help="AWS profile to use [default: from the AWS configuration].")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(1, 3600),
+    default=None,
+    help="Seconds to wait for each page's answer from --url (default 300) or --endpoint (default 70: "
+    "SageMaker ends real-time requests at 60 s).",
+)
 @click.option(
     "--prompt-file",
     default=None,
@@ -100,6 +124,9 @@ def convert_command(
     out_dir: Path,
     url: str | None,
     endpoint: str | None,
+    region: str | None,
+    profile: str | None,
+    timeout_s: float | None,
     prompt_file: str | None,
     concurrency: int | None,
     dpi: float | None,
@@ -126,8 +153,8 @@ def convert_command(
     """
     if dpi is not None and max_side is not None:
         raise click.UsageError("give --dpi or --max-side, not both")
-    if sum(x is not None for x in (model_options.get("model"), url, endpoint)) > 1:
-        raise click.UsageError("give one of --model, --url and --endpoint")
+    remote = RemoteTarget(url=url, endpoint=endpoint, region=region, profile=profile, timeout_s=timeout_s)
+    remote.check(model=model_options.get("model"))
     try:
         options = ConvertOptions(
             prompt=load_prompt(prompt_file or "document"),
@@ -146,7 +173,7 @@ def convert_command(
         )
     except (PagescribeError, ValueError) as exc:
         raise click.UsageError(getattr(exc, "message", str(exc))) from exc
-    backend, close = _backend(url=url, endpoint=endpoint, model_options=model_options)
+    backend, close = _backend(remote, concurrency=concurrency, model_options=model_options)
     try:
         _run(inputs, out_dir, backend, options, progress_mode)
     finally:
@@ -168,19 +195,18 @@ def _run(inputs: tuple[str, ...], out_dir: Path, backend: Backend, options: Conv
 
 
 def _backend(
-    *, url: str | None, endpoint: str | None, model_options: dict[str, Any]
+    remote: RemoteTarget, *, concurrency: int | None, model_options: dict[str, Any]
 ) -> tuple[Backend, Callable[[], None]]:
     """The backend the options name, and how to release it. ``model_options`` go to ``load_engine``."""
-    if endpoint is not None:
-        raise click.UsageError(
-            "--endpoint (SageMaker) is not available in this version yet; "
-            "use --url with a pagescribe server, or --model to run the model here"
-        )
-    if url is not None:
-        from pagescribe.pipeline.http import HttpBackend
-
-        http = HttpBackend(url)
-        return http, http.close
+    if remote.url is not None or remote.endpoint is not None:
+        in_flight = concurrency or DEFAULT_CONCURRENCY
+        try:
+            client = remote.client(concurrency=in_flight)
+        except PagescribeError as exc:
+            raise click.ClickException(exc.message) from exc
+        # key the resume cache by the model that answers when the server names it, so a new model redoes pages
+        backend = ClientBackend(client, model_id=client.model_id() or remote.model_id, concurrency=in_flight)
+        return backend, backend.close
     from pagescribe.describe import load_engine
 
     try:
@@ -188,3 +214,45 @@ def _backend(
     except PagescribeError as exc:
         raise click.ClickException(exc.message) from exc
     return EngineBackend(engine), engine.close
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteTarget:
+    """Where ``--url`` or ``--endpoint`` sends the pages, and how the client reaches it."""
+
+    url: str | None
+    endpoint: str | None
+    region: str | None
+    profile: str | None
+    timeout_s: float | None
+
+    def check(self, *, model: str | None) -> None:
+        """Refuse option mixes that cannot mean anything."""
+        if sum(x is not None for x in (model, self.url, self.endpoint)) > 1:
+            raise click.UsageError("give one of --model, --url and --endpoint")
+        if self.endpoint is None and (self.region or self.profile):
+            raise click.UsageError("--region and --profile apply to --endpoint only")
+        if self.url is None and self.endpoint is None and self.timeout_s is not None:
+            raise click.UsageError("--timeout applies to --url and --endpoint only")
+
+    @property
+    def model_id(self) -> str:
+        """The name the resume cache keys pages by: the server's root URL, or the endpoint's name."""
+        if self.endpoint is not None:
+            return f"sagemaker:{self.endpoint}"
+        assert self.url is not None
+        return self.url.strip().rstrip("/").removesuffix("/invocations")
+
+    def client(self, *, concurrency: int) -> Client:
+        """The client for the target (``ClientConfigError`` when, say, the AWS profile does not exist)."""
+        if self.endpoint is not None:
+            # A pooled connection per page in flight, or urllib3 drops (and warns about) the extra ones.
+            return Client.for_endpoint(
+                self.endpoint,
+                region=self.region,
+                profile=self.profile,
+                read_timeout_s=self.timeout_s or DEFAULT_READ_TIMEOUT_S,
+                max_connections=max(10, concurrency),
+            )
+        assert self.url is not None
+        return Client.for_url(self.url, read_timeout_s=self.timeout_s or SERVER_READ_TIMEOUT_S)

@@ -1,0 +1,67 @@
+"""Helpers shared by tests that need a real server (no tests here): `pagescribe serve` on loopback, in a thread.
+
+``sagemaker_env`` gives the environment under which boto3 (and ``Client.for_endpoint``) sends
+``sagemaker-runtime`` calls to such a server, with dummy credentials and no local AWS configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from typing import Any, Generic, TypeVar
+
+import httpx
+
+from pagescribe.engine.base import Engine
+from pagescribe.server.cli import make_server
+from pagescribe.server.settings import ServerSettings
+
+E = TypeVar("E", bound=Engine)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now, on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer(Generic[E]):
+    """The real app (``make_server``) around ``engine`` on a free loopback port; ready once entered.
+
+    ``settings`` are further ``ServerSettings`` fields (``max_body_bytes``, ...).
+    """
+
+    def __init__(self, engine: E, **settings: Any) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.engine = engine
+        config = ServerSettings(host="127.0.0.1", port=port, log_level="error", **settings)
+        self.server = make_server(config, engine)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer[E]:
+        self.thread.start()
+        end = time.monotonic() + 120  # a real model loads before /ping says ready
+        while not self.server.started or httpx.get(f"{self.url}/ping").status_code != 200:
+            assert time.monotonic() < end, "the server did not become ready"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+def sagemaker_env(endpoint_url: str) -> dict[str, str]:
+    """Environment that points boto3's ``sagemaker-runtime`` at ``endpoint_url`` with dummy credentials."""
+    return {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": endpoint_url,
+    }
