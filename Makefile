@@ -7,7 +7,7 @@ BUILD ?= build
 DEMO_MODEL := $(BUILD)/models/tiny
 DEMO_SAMPLES := $(BUILD)/samples
 
-.PHONY: setup demo test test-fast lint typecheck lock clean bench
+.PHONY: setup demo test test-fast lint lock clean bench audit soak
 
 setup: $(VENV)/.installed
 
@@ -41,10 +41,18 @@ lint: setup
 	$(BIN)/mypy
 
 lock:
-	uv pip compile pyproject.toml --extra dev --extra infra --python-version 3.11 -o requirements.lock
+	uv pip compile pyproject.toml --extra dev --extra infra --extra bench --python-version 3.11 -o requirements.lock
 
 bench: setup
 	$(BIN)/python bench/engine_vs_llamacpp.py --preset 1b
+	$(BIN)/python bench/run.py --preset 1b --concurrency 1,4
+
+audit: setup
+	scripts/audit.sh
+
+soak: setup
+	$(BIN)/pagescribe model synth --preset tiny --out $(DEMO_MODEL)
+	$(BIN)/python scripts/soak.py --model $(DEMO_MODEL) --clients 8 --minutes 3
 
 clean:
 	rm -rf $(BUILD) .pytest_cache .mypy_cache .ruff_cache

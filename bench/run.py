@@ -77,17 +77,22 @@ def workload(mix: str, n: int, tokens: int, first_seed: int) -> list[Ask]:
                 for i in range(n)]
     if mix == "repeat":
         return [Ask(document, page_png(first_seed), tokens, first_seed) for _ in range(n)]
+    if mix == "decode":  # no image and a short prompt: what batching does for generation alone
+        return [Ask(f"Write a long report about topic {first_seed + i}.", b"", tokens * 2, first_seed + i)
+                for i in range(n)]
     raise SystemExit(f"unknown mix {mix}")
 
 
 def first_seed(mix: str, level: int) -> int:
     """Distinct pages for every mix and level, the same in every process (str hashes are randomized)."""
-    return 1000 * level + {"doc": 0, "question": 300, "repeat": 600}[mix]
+    return 1000 * level + {"doc": 0, "question": 300, "repeat": 600, "decode": 900}[mix]
 
 
 def chat_body(ask: Ask) -> dict[str, Any]:
     url = "data:image/png;base64," + base64.b64encode(ask.image_png).decode()
-    parts = [{"type": "text", "text": ask.text}, {"type": "image_url", "image_url": {"url": url}}]
+    parts: list[dict[str, Any]] = [{"type": "text", "text": ask.text}]
+    if ask.image_png:
+        parts.append({"type": "image_url", "image_url": {"url": url}})
     if not ask.text_first:
         parts.reverse()
     return {
@@ -188,8 +193,9 @@ def engine_worker(spec: dict[str, Any]) -> None:
     results: dict[str, Any] = {"ready_s": round(time.perf_counter() - started, 1), "levels": {}}
 
     def send(ask: Ask) -> Outcome:
-        image = ImagePart(decode_image(ask.image_png))
-        parts = (TextPart(ask.text), image) if ask.text_first else (image, TextPart(ask.text))
+        text = TextPart(ask.text)
+        image = ImagePart(decode_image(ask.image_png)) if ask.image_png else None
+        parts = (text,) if image is None else (text, image) if ask.text_first else (image, text)
         request = GenerationRequest(
             messages=(Message("user", parts),), params=SamplingParams(max_tokens=ask.max_tokens, seed=ask.seed)
         )

@@ -7,7 +7,8 @@
     │   ├── ContextOverflow          the prompt does not fit the model's context window
     │   ├── PayloadTooLarge          body or decoded image over the configured limits     (413)
     │   │   └── ImageTooLarge
-    │   └── UnsupportedMediaType     content type is not JSON / JSON Lines               (415)
+    │   ├── UnsupportedMediaType     content type is not JSON / JSON Lines               (415)
+    │   └── Unauthorized             an API key is required and was missing or wrong      (401)
     ├── ModelError                   model files missing, unreadable or inconsistent
     │   ├── ModelNotFound
     │   └── ModelInvalid
@@ -54,6 +55,10 @@ class ImageTooLarge(PayloadTooLarge, ImageError):
 
 
 class UnsupportedMediaType(RequestError):
+    pass
+
+
+class Unauthorized(RequestError):
     pass
 
 

@@ -84,14 +84,15 @@ def test_file_urls_are_refused_even_with_an_allowlist() -> None:
         request_for({"messages": [{"role": "user", "content": [image_part("file:///etc/passwd")]}]}, policy)
 
 
-def test_an_allowlisted_host_passes_the_allowlist() -> None:
-    policy = MediaPolicy(allowed_hosts=frozenset({"images.example.com"}))
+def test_an_allowlisted_host_passes_the_allowlist_but_not_to_a_private_address() -> None:
+    # the host is allowed, but it resolves into the private range: the fetcher refuses it before connecting
+    policy = MediaPolicy(allowed_hosts=frozenset({"images.example.com"}), resolver=lambda host, port: ["10.0.0.7"])
     with pytest.raises(InvalidRequest) as info:
         request_for(
             {"messages": [{"role": "user", "content": [image_part("https://images.example.com/a.png")]}]},
             policy,
         )
-    assert "refused" not in info.value.message  # past the allowlist; fetching is not built yet
+    assert "resolves to a non-public address (10.0.0.7)" in info.value.message
 
 
 def test_bare_base64_in_image_url_is_decoded_as_an_image() -> None:

@@ -39,6 +39,7 @@ from pagescribe.pipeline.writers import (
     RESERVED_NAMES,
     SUMMARY_FILE,
     atomic_write_text,
+    exclusive_output,
     json_line,
     page_order,
     write_document,
@@ -96,13 +97,13 @@ class Conversion:
     def __iter__(self) -> Iterator[PageRecord]:
         started = time.monotonic()
         sources = discover(self.paths, reserved=RESERVED_NAMES)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="pagescribe-convert-") as work:
-            self._docs = [self._plan(i, s, Path(work)) for i, s in enumerate(sources)]
-            planned = sum(len(d.pages) for d in self._docs)
-            self.progress.start(documents=len(self._docs), pages=planned)
-            yield from self._process()
-        self._finish(time.monotonic() - started)
+        with exclusive_output(self.out_dir):
+            with tempfile.TemporaryDirectory(prefix="pagescribe-convert-") as work:
+                self._docs = [self._plan(i, s, Path(work)) for i, s in enumerate(sources)]
+                planned = sum(len(d.pages) for d in self._docs)
+                self.progress.start(documents=len(self._docs), pages=planned)
+                yield from self._process()
+            self._finish(time.monotonic() - started)
 
     # -- planning ------------------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 from pagescribe.engine.base import Engine
 from pagescribe.errors import PagescribeError
 from pagescribe.server import routes
+from pagescribe.server.auth import ApiKeyMiddleware
 from pagescribe.server.metrics import Metrics
 from pagescribe.server.middleware import RequestMiddleware
 from pagescribe.server.openapi import build_openapi
@@ -38,9 +39,13 @@ def create_app(settings: ServerSettings, engine: Engine) -> Starlette:
             # uvicorn has already let in-flight requests finish (its graceful-shutdown timeout).
             await anyio.to_thread.run_sync(runtime.stop)
 
+    # Outermost first: every request is counted and logged, including those refused for want of a key.
+    middleware = [Middleware(RequestMiddleware, metrics=metrics, routes=table)]
+    if settings.api_key is not None:
+        middleware.append(Middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value()))
     app = Starlette(
         routes=table,
-        middleware=[Middleware(RequestMiddleware, metrics=metrics, routes=table)],
+        middleware=middleware,
         exception_handlers={PagescribeError: routes.error_response, HTTPException: _http_error},
         lifespan=lifespan,
     )

@@ -1,14 +1,21 @@
-"""JSON Lines batches (SageMaker batch transform): one output line per record, in order, errors included."""
+"""JSON Lines batches (SageMaker batch transform): one output line per record, in order, errors included.
+
+A record that meets a full queue waits for room rather than becoming an "overloaded" error line: once the
+batch is accepted, every record is answered.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Sequence
 
-from pagescribe.errors import InvalidRequest, NotReady, PagescribeError
+from pagescribe.errors import InvalidRequest, NotReady, Overloaded, PagescribeError
 from pagescribe.server import invoke, streams
+from pagescribe.server.scheduler import Job
+from pagescribe.types import GenerationRequest
 from pagescribe.wire.dispatch import parse_invocation, parse_json
 from pagescribe.wire.errors import error_body
 from pagescribe.wire.jsonlines import MEDIA_TYPE, encode_line, split_records
@@ -35,7 +42,7 @@ async def _record(call: invoke.Call, raw: bytes, gate: asyncio.Semaphore, n: int
         try:
             wire = parse_invocation(parse_json(raw))
             requests = await invoke.translate(call, wire, request_id=f"{call.request_id}-r{n}")
-            jobs = call.runtime.submit(requests, deadline=call.deadline(requests, start=time.monotonic()))
+            jobs = await _submit_when_there_is_room(call, requests)
             done = await invoke.results(jobs)
         except PagescribeError as exc:
             return encode_line(error_body(exc))
@@ -44,6 +51,20 @@ async def _record(call: invoke.Call, raw: bytes, gate: asyncio.Semaphore, n: int
             return encode_line(error_body(exc))
         call.note(done)
         return encode_line(invoke.complete(call, wire, done))
+
+
+async def _submit_when_there_is_room(call: invoke.Call, requests: list[GenerationRequest]) -> list[Job]:
+    """Queue a record's requests, waiting while the queue is full.
+
+    The batch was accepted (its 200 may already be on the wire), so a record refused for a full queue would
+    be lost: batch transform does not retry one line of a successful answer. It waits for room instead; a
+    client that leaves cancels the wait with the rest of the batch.
+    """
+    while True:
+        try:
+            return call.runtime.submit(requests, deadline=call.deadline(requests, start=time.monotonic()))
+        except Overloaded as exc:
+            await asyncio.sleep(random.uniform(0.05, min(0.5, exc.retry_after_s)))
 
 
 async def _in_order(tasks: Sequence[asyncio.Future[bytes]]) -> AsyncIterator[streams.Chunk]:

@@ -16,7 +16,7 @@ from pagescribe.engine.base import Engine
 from pagescribe.server.app import create_app
 from pagescribe.server.lazy import LazyEngine
 from pagescribe.server.logging import configure_logging
-from pagescribe.server.settings import ServerSettings
+from pagescribe.server.settings import DEFAULT_SLOTS, ServerSettings
 
 
 def build_engine(settings: ServerSettings) -> Engine:
@@ -31,7 +31,10 @@ def build_engine(settings: ServerSettings) -> Engine:
             files,
             n_ctx=settings.ctx,
             n_threads=settings.threads,
+            n_batch=settings.batch_size,
+            slots=settings.slots or DEFAULT_SLOTS,
             chat_template=_template(settings.chat_template),
+            image_cache_mb=settings.image_cache_mb,
         )
 
     name = Path(settings.model).name if settings.model else "pagescribe"

@@ -79,7 +79,7 @@ async def translate(call: Call, wire: WireRequest, *, request_id: str | None = N
         convert = functools.partial(sagemaker.to_requests, wire, policy=policy, request_id=rid)
     else:
         convert = functools.partial(_one_chat, wire, policy, rid)
-    requests = await anyio.to_thread.run_sync(convert)
+    requests = await anyio.to_thread.run_sync(convert, limiter=call.runtime.decode_limiter)
     call.log["dialogs"] = call.log.get("dialogs", 0) + len(requests)
     call.log["images"] = call.log.get("images", 0) + sum(len(r.images) for r in requests)
     if call.settings.debug:

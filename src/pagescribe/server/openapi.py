@@ -18,10 +18,15 @@ from pagescribe.wire.sagemaker import DialogBatchRequest
 _REF = "#/components/schemas/{model}"
 
 
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int
+
+
 class Usage(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails | None = None
 
 
 class Timings(BaseModel):
@@ -141,6 +146,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {
         400: "invalid request",
+        401: "missing or wrong API key (only when the server is given one)",
         413: "body or image too large",
         415: "unsupported content type",
         500: "internal error",
@@ -171,13 +177,36 @@ def _service_paths() -> dict[str, Any]:
             }
         },
         "/v1/models": {
-            "get": {"summary": "The loaded model", "responses": {"200": _json(_ref("ModelList"), "models")}}
+            "get": {
+                "summary": "The loaded model",
+                "responses": {"200": _json(_ref("ModelList"), "models"), **_errors(401)},
+            }
         },
     }
 
 
+#: One server-sent event of a streamed chat completion: a JSON chunk (or error envelope), or the final [DONE].
+_SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {
+            "type": "string",
+            "anyOf": [
+                {"const": "[DONE]"},
+                {
+                    "contentMediaType": "application/json",
+                    "contentSchema": {"type": "object", "anyOf": [{"required": ["choices"]}, {"required": ["error"]}]},
+                },
+            ],
+        }
+    },
+}
+
+
 def _generation_paths() -> dict[str, Any]:
     text = {"schema": {"type": "string"}}
+    sse = {"schema": _SSE_EVENT}
     invocation = {"oneOf": [{"type": "array", "items": _ref("DialogAnswer")}, _ref("ChatCompletion")]}
     a_or_b = {"oneOf": [_ref("DialogBatchRequest"), _ref("ChatCompletionRequest")]}
     return {
@@ -194,10 +223,10 @@ def _generation_paths() -> dict[str, Any]:
                         "content": {
                             "application/json": {"schema": invocation},
                             "application/jsonlines": text,
-                            "text/event-stream": text,
+                            "text/event-stream": sse,
                         },
                     },
-                    **_errors(400, 413, 415, 500, 503),
+                    **_errors(400, 401, 413, 415, 500, 503),
                 },
             }
         },
@@ -213,10 +242,10 @@ def _generation_paths() -> dict[str, Any]:
                         "description": "the completion",
                         "content": {
                             "application/json": {"schema": _ref("ChatCompletion")},
-                            "text/event-stream": text,
+                            "text/event-stream": sse,
                         },
                     },
-                    **_errors(400, 413, 415, 500, 503),
+                    **_errors(400, 401, 413, 415, 500, 503),
                 },
             }
         },

@@ -13,6 +13,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import anyio
+
 from pagescribe.engine.base import Engine
 from pagescribe.errors import ModelError, NotReady
 from pagescribe.server.metrics import Metrics
@@ -37,6 +39,7 @@ class Runtime:
         self.started_at = int(time.time())
         self.scheduler: Scheduler | None = None
         self._loader: threading.Thread | None = None
+        self._decode_limiter: anyio.CapacityLimiter | None = None
 
     def start(self) -> None:
         """Load the model on a background thread; returns at once."""
@@ -102,11 +105,27 @@ class Runtime:
             return 200, {"status": "ready", "model": self.engine.model_id}
         return 503, {"status": self.state, "reason": self.reason}
 
-    def submit(self, requests: Sequence[GenerationRequest], *, deadline: float | None) -> list[Job]:
-        """Queue requests on the scheduler, or refuse with ``NotReady`` while the model is not serving."""
+    def check_ready(self) -> None:
+        """Refuse with ``NotReady`` while the model is not serving (before any work is spent on a request)."""
         if self.state != "ready" or self.scheduler is None:
             retry = 10.0 if self.state == "loading" else 60.0
             raise NotReady(self.reason, retry_after_s=retry)
+
+    @property
+    def decode_limiter(self) -> anyio.CapacityLimiter:
+        """Bounds how many requests decode images at once, so a burst of large pages cannot exhaust memory
+        (a decoded 64-megapixel image is ~200 MB) before the queue gets to refuse them."""
+        if self._decode_limiter is not None:
+            return self._decode_limiter
+        limiter = anyio.CapacityLimiter(max(2, self.workers))  # made inside the event loop, on first use
+        if self.scheduler is not None:  # kept once the slot count is known (a request may come while loading)
+            self._decode_limiter = limiter
+        return limiter
+
+    def submit(self, requests: Sequence[GenerationRequest], *, deadline: float | None) -> list[Job]:
+        """Queue requests on the scheduler, or refuse with ``NotReady`` while the model is not serving."""
+        self.check_ready()
+        assert self.scheduler is not None
         return self.scheduler.submit(requests, deadline=deadline)
 
     def stop(self) -> None:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -21,13 +21,15 @@ from pydantic_settings import (
 )
 
 from pagescribe.images import ImageLimits
-from pagescribe.wire.media import MediaPolicy
+from pagescribe.wire.media import DEFAULT_MAX_IMAGES, MediaPolicy
 
 MiB = 1024 * 1024
 #: Where SageMaker unpacks ``ModelDataUrl``; its presence is one sign that we run under SageMaker.
 SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
 #: SageMaker real-time hosting gives a request 60 s; answering with partial text beats being cut off.
 SAGEMAKER_TIME_LIMIT_S = 50.0
+# measured in bench/: on CPU, 4 slots give the most pages per minute on 2 to 8 cores (bench/results/)
+DEFAULT_SLOTS = 4
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -45,8 +47,17 @@ class ServerSettings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="address to listen on")
     port: int = Field(default=8080, ge=0, le=65535, description="port to listen on (0: any free port)")
     threads: int | None = Field(default=None, ge=1, description="CPU threads for inference (default: all)")
-    ctx: int = Field(default=4096, ge=256, description="context window in tokens")
-    slots: int | None = Field(default=None, ge=1, description="requests generating at once (default: engine's)")
+    ctx: int = Field(
+        default=2048, ge=256, description="context window of one request in tokens (every slot gets this much)"
+    )
+    slots: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description=f"requests generated together by continuous batching (default: {DEFAULT_SLOTS})",
+    )
+    batch_size: int = Field(default=512, ge=32, le=8192, description="most tokens evaluated in one batch step")
+    image_cache_mb: int = Field(default=256, ge=0, description="memory for reusing embeddings of repeated images")
     queue_size: int = Field(default=16, ge=0, description="requests that may wait for a slot before 503")
     time_limit_s: float | None = Field(
         default=None, gt=0, description="default time budget per request (under SageMaker: 50 s)"
@@ -55,8 +66,17 @@ class ServerSettings(BaseSettings):
     max_image_bytes: int = Field(default=20 * MiB, ge=1, description="largest encoded image accepted")
     max_image_pixels: int = Field(default=64_000_000, ge=1, description="most pixels a decoded image may have")
     max_image_side: int | None = Field(default=2048, ge=1, description="longer image sides are downscaled")
+    max_images: int = Field(default=DEFAULT_MAX_IMAGES, ge=1, description="most images one request may carry")
     allowed_image_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="hosts remote image_url may name, comma-separated (default: none)"
+    )
+    image_fetch_timeout_s: float = Field(
+        default=10.0, gt=0, le=60, description="time allowed to fetch one remote image (allowlisted hosts only)"
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="when set, every route but /ping and /execution-parameters needs it "
+        "(Authorization: Bearer KEY or X-Api-Key: KEY)",
     )
     retry_after_s: float = Field(default=2.0, gt=0, description="Retry-After for a full queue")
     shutdown_timeout_s: float = Field(default=25.0, ge=0, description="grace period for in-flight requests")
@@ -70,6 +90,12 @@ class ServerSettings(BaseSettings):
         if isinstance(value, str):
             return [h.strip().lower() for h in value.split(",") if h.strip()]
         return value
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _blank_key_is_none(cls, value: Any) -> Any:
+        # PAGESCRIBE_API_KEY= (set but empty) must not turn on a key nobody can send.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -92,7 +118,12 @@ class ServerSettings(BaseSettings):
         limits = ImageLimits(
             max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels, max_side=self.max_image_side
         )
-        return MediaPolicy(limits=limits, allowed_hosts=frozenset(self.allowed_image_hosts))
+        return MediaPolicy(
+            limits=limits,
+            allowed_hosts=frozenset(self.allowed_image_hosts),
+            fetch_timeout_s=self.image_fetch_timeout_s,
+            max_images=self.max_images,
+        )
 
 
 class SageMakerDefaults(PydanticBaseSettingsSource):

@@ -25,6 +25,7 @@ from pagescribe.errors import (
     PayloadTooLarge,
     RequestError,
     ServiceUnavailable,
+    Unauthorized,
     UnsupportedMediaType,
 )
 
@@ -48,6 +49,7 @@ ERROR_TABLE: dict[type[BaseException], ErrorKind] = {
     PayloadTooLarge: ErrorKind(413, "payload_too_large"),
     ImageTooLarge: ErrorKind(413, "image_too_large"),
     UnsupportedMediaType: ErrorKind(415, "unsupported_media_type"),
+    Unauthorized: ErrorKind(401, "authentication_error"),
     ServiceUnavailable: ErrorKind(503, "service_unavailable"),
     NotReady: ErrorKind(503, "model_not_ready"),
     # The queue in front of the engine is full: 503 + Retry-After, which SageMaker and every HTTP client

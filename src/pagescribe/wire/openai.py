@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from pagescribe.types import GenerationRequest, GenerationResult, ImagePart, Message, Part, TextPart
 from pagescribe.wire.media import MediaPolicy, decode_url
 from pagescribe.wire.params import SamplingFields, Text, WireModel
+from pagescribe.wire.sagemaker import check_dialog
 
 
 class TextContent(WireModel):
@@ -54,6 +55,15 @@ class ChatCompletionRequest(SamplingFields):
     user: str | None = None
     logprobs: Literal[False] | None = None
 
+    @field_validator("n", "logprobs", mode="before")
+    @classmethod
+    def _exact_type(cls, value: Any, info: ValidationInfo) -> Any:
+        # A Literal compares by equality, so 1.0 and true would pass for n=1, and 0 for false.
+        wanted = int if info.field_name == "n" else bool
+        if value is not None and type(value) is not wanted:
+            raise ValueError(f"must be {'the integer 1' if wanted is int else 'false'}")
+        return value
+
 
 def to_request(
     body: ChatCompletionRequest,
@@ -64,6 +74,8 @@ def to_request(
 ) -> GenerationRequest:
     """Translate the body; ``data:`` images are decoded and checked here."""
     default = body.max_completion_tokens or max_tokens_default
+    check_dialog([m.role for m in body.messages], where="messages")
+    policy.check_image_count(sum(_image_count(m) for m in body.messages), param="messages")
     messages = tuple(_message(m, policy=policy, where=f"messages[{i}]") for i, m in enumerate(body.messages))
     return GenerationRequest(
         messages=messages,
@@ -71,6 +83,12 @@ def to_request(
         time_limit_s=body.time_limit_s,
         request_id=request_id,
     )
+
+
+def _image_count(message: ChatMessage) -> int:
+    if not isinstance(message.content, list):
+        return 0
+    return sum(isinstance(part, ImageContent) for part in message.content)
 
 
 def _message(message: ChatMessage, *, policy: MediaPolicy, where: str) -> Message:

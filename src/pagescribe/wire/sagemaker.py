@@ -60,10 +60,11 @@ def to_requests(
 ) -> list[GenerationRequest]:
     """One ``GenerationRequest`` per dialog; images are decoded (and checked) here, in the caller's thread."""
     params = body.parameters.sampling_params(max_tokens_default=max_tokens_default)
+    for d, dialog in enumerate(body.inputs):
+        check_dialog([m.role for m in dialog], where=f"inputs[{d}]")
+    policy.check_image_count(sum(_image_count(m) for dialog in body.inputs for m in dialog), param="inputs")
     requests = []
     for d, dialog in enumerate(body.inputs):
-        if not dialog:
-            raise InvalidRequest(f"inputs[{d}] is an empty dialog", param=f"inputs[{d}]")
         messages = tuple(_message(m, policy=policy, where=f"inputs[{d}][{i}]") for i, m in enumerate(dialog))
         requests.append(
             GenerationRequest(
@@ -74,6 +75,21 @@ def to_requests(
             )
         )
     return requests
+
+
+def check_dialog(roles: list[str], *, where: str) -> None:
+    """A dialog needs a user turn: an empty or system-only dialog asks nothing (a 400, not a guess)."""
+    if not roles:
+        raise InvalidRequest(f"{where} is an empty dialog", param=where)
+    if "user" not in roles:
+        raise InvalidRequest(
+            f"{where} has no user message (roles: {', '.join(roles)}): a dialog needs at least one user turn",
+            param=where,
+        )
+
+
+def _image_count(message: DialogMessage) -> int:
+    return (message.image is not None) + len(message.images or [])
 
 
 def _message(message: DialogMessage, *, policy: MediaPolicy, where: str) -> Message:
