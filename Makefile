@@ -31,6 +31,8 @@ demo: setup
 		$(DEMO_SAMPLES)/page.png $(DEMO_SAMPLES)/report.pdf --pages 2
 
 test: setup
+	$(BIN)/ruff check src tests bench examples infra scripts
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 test-fast: setup

@@ -10,9 +10,12 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 import httpx
+import pytest
 
 from pagescribe.engine.base import Engine
 from pagescribe.server.cli import make_server
@@ -65,3 +68,27 @@ def sagemaker_env(endpoint_url: str) -> dict[str, str]:
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": endpoint_url,
     }
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's AWS server on a free loopback port; yields its URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def use_moto(monkeypatch: pytest.MonkeyPatch, url: str, region: str) -> None:
+    """Point every boto3 client at ``url`` with fake credentials, ignoring the developer's own AWS setup."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)

@@ -47,7 +47,8 @@ class PagescribeConfig(BaseModel):
     build_image_asset: bool = Field(
         False, description="Build container/ as a CDK asset (needs Docker at deploy)."
     )
-    container_dir: str = Field("../container", description="Docker build context for build_image_asset.")
+    build_context: str = Field("..", description="Docker build context for build_image_asset (the repo root).")
+    dockerfile: str = Field("container/Dockerfile", description="The Dockerfile, relative to build_context.")
     image_keep_count: int = Field(20, ge=1, description="Tagged images kept by the lifecycle rule.")
 
     # model artifacts

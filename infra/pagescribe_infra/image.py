@@ -26,10 +26,13 @@ class ModelImage(Construct):
         self.repository: ecr.IRepository
         if config.build_image_asset:
             # Synth only stages the build context; Docker is needed at `cdk deploy`, never in tests.
+            # the build context is the repository root (the image installs src/ and the lock file);
+            # the root .dockerignore lets in only what the Dockerfile copies
             asset = ecr_assets.DockerImageAsset(
                 self,
                 "Asset",
-                directory=str((INFRA_DIR / config.container_dir).resolve()),
+                directory=str((INFRA_DIR / config.build_context).resolve()),
+                file=config.dockerfile,
                 platform=ecr_assets.Platform.LINUX_AMD64,
             )
             self.repository = asset.repository

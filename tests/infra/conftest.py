@@ -29,8 +29,9 @@ def default_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 @pytest.fixture(scope="session")
 def full_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """Every option switched on, values given as strings the way `cdk deploy -c` passes them."""
-    build_context = tmp_path_factory.mktemp("container")
-    (build_context / "Dockerfile").write_text("FROM scratch\n")
+    build_context = tmp_path_factory.mktemp("repo")
+    (build_context / "container").mkdir()
+    (build_context / "container" / "Dockerfile").write_text("FROM scratch\n")
     overrides = {
         "public_api": "true",
         "api_rate_limit": "3",
@@ -40,7 +41,7 @@ def full_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         "s3_prefix_list_id": "pl-63a5400a",
         "alarm_email": "ops@example.com",
         "build_image_asset": "true",
-        "container_dir": str(build_context),
+        "build_context": str(build_context),
         "min_instances": "2",
         "max_instances": "6",
         "target_invocations_per_instance": "3.5",

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from pagescribe.aws import cli, deploy, package
 from pagescribe.prompts import load_prompt
+from servers import moto_server, use_moto
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -27,13 +28,8 @@ PROJECTOR = b"GGUF\x03\x00\x00\x00 tiny projector"
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture
@@ -42,12 +38,7 @@ def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     import moto.sagemaker.models as sagemaker_models
     import requests
 
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    use_moto(monkeypatch, moto_url, REGION)
     # moto's instance-type list predates ml.c6i/ml.c7i (our default); accept them like SageMaker does.
     original = sagemaker_models.FakeEndpointConfig.validate_instance_type
 

@@ -101,7 +101,9 @@ def test_image_asset_synthesizes_without_docker_and_feeds_the_model(full_synth: 
     assert "container-assets" in image
     assets = json.loads((full_synth.outdir / "Pagescribe.assets.json").read_text())
     (docker,) = assets["dockerImages"].values()
-    assert (full_synth.outdir / docker["source"]["directory"] / "Dockerfile").is_file()
+    # the whole repository is the build context; the Dockerfile is named inside it
+    assert docker["source"]["dockerFile"] == "container/Dockerfile"
+    assert (full_synth.outdir / docker["source"]["directory"] / "container" / "Dockerfile").is_file()
     assert docker["source"]["platform"] == "linux/amd64"
 
 

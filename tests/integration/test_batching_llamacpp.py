@@ -12,7 +12,15 @@ from pagescribe.engine.base import CancelToken, collect
 from pagescribe.engine.llamacpp import LlamaCppEngine
 from pagescribe.images import image_from_pil
 from pagescribe.models.files import ModelFiles
-from pagescribe.types import GenerationRequest, GenerationResult, ImageInput, ImagePart, Message, SamplingParams, TextPart
+from pagescribe.types import (
+    GenerationRequest,
+    GenerationResult,
+    ImageInput,
+    ImagePart,
+    Message,
+    SamplingParams,
+    TextPart,
+)
 
 INSTRUCTIONS = "You will be provided with an image of a page. Describe the content in technical terms. " * 4
 

@@ -12,7 +12,7 @@ def slot(seq: int, cached: list[int | ImageKey]) -> Slot:
 
 
 def test_images_match_by_content_not_by_where_they_sit_in_the_prompt() -> None:
-    assert PAGE_A == ImageKey("aaa", n_pos=576, n_tokens=576, chunk_index=7)
+    assert ImageKey("aaa", n_pos=576, n_tokens=576, chunk_index=7) == PAGE_A
     assert PAGE_A != PAGE_B
     assert common_prefix([1, 2, PAGE_A, 5], [1, 2, ImageKey("aaa", 576, 576), 6]) == 3
     assert span(PAGE_A) == 576 and span(7) == 1
