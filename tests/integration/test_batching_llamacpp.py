@@ -136,3 +136,17 @@ def test_a_stream_abandoned_by_its_reader_stops_generating(engine4: LlamaCppEngi
     next(stream)
     stream.close()  # the reader goes away (a disconnected client)
     assert collect(engine4, doc_request(page(51), max_tokens=3)).usage.completion_tokens == 3
+
+
+def test_the_server_builds_the_engine_with_the_slots_and_context_it_is_given(tiny_model: ModelFiles) -> None:
+    from pagescribe.server.cli import build_engine
+    from pagescribe.server.settings import ServerSettings
+
+    engine = build_engine(ServerSettings(model=str(tiny_model.text), mmproj=str(tiny_model.mmproj), slots=3, ctx=1024))
+    engine.load()
+    try:
+        assert engine.slots == 3
+        requests = [doc_request(page(60 + n), max_tokens=3) for n in range(3)]
+        assert all(r.usage.completion_tokens == 3 for r in run_concurrently(engine, requests))  # type: ignore[arg-type]
+    finally:
+        engine.close()

@@ -28,7 +28,8 @@ MiB = 1024 * 1024
 SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
 #: SageMaker real-time hosting gives a request 60 s; answering with partial text beats being cut off.
 SAGEMAKER_TIME_LIMIT_S = 50.0
-# measured in bench/: on CPU, 4 slots give the most pages per minute on 2 to 8 cores (bench/results/)
+# As llama-server. Measured on 2 cores (bench/results/pipeline-1b.md), page transcription is prefill-bound and
+# fewer slots give slightly more pages per minute; slots pay off for short prompts and long answers. Tune per host.
 DEFAULT_SLOTS = 4
 
 LogLevel = Literal["debug", "info", "warning", "error"]
