@@ -37,21 +37,31 @@ class LiveServer(Generic[E]):
     ``settings`` are further ``ServerSettings`` fields (``max_body_bytes``, ...).
     """
 
-    def __init__(self, engine: E, **settings: Any) -> None:
+    def __init__(self, engine: E, *, wait_for_model: bool = True, **settings: Any) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.engine = engine
+        self.wait_for_model = wait_for_model
         config = ServerSettings(host="127.0.0.1", port=port, log_level="error", **settings)
         self.server = make_server(config, engine)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> LiveServer[E]:
         self.thread.start()
-        end = time.monotonic() + 120  # a real model loads before /ping says ready
-        while not self.server.started or httpx.get(f"{self.url}/ping").status_code != 200:
-            assert time.monotonic() < end, "the server did not become ready"
-            time.sleep(0.05)
+        end = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < end, "the server did not start"
+            time.sleep(0.02)
+        if self.wait_for_model:
+            self.wait_ready()
         return self
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Until /ping says 200 (a real model loads after the port opens)."""
+        end = time.monotonic() + timeout
+        while httpx.get(f"{self.url}/ping").status_code != 200:
+            assert time.monotonic() < end, "the model did not load"
+            time.sleep(0.05)
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True

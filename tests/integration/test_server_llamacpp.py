@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,9 +21,8 @@ from PIL import Image, ImageDraw
 from pagescribe.engine.base import CancelToken
 from pagescribe.engine.llamacpp import LlamaCppEngine
 from pagescribe.models.files import ModelFiles
-from pagescribe.server.cli import make_server
-from pagescribe.server.settings import ServerSettings
 from pagescribe.types import GenerationRequest, GenerationResult
+from servers import LiveServer, free_port, sagemaker_env
 
 pytestmark = pytest.mark.integration
 
@@ -57,33 +55,7 @@ class Recording(LlamaCppEngine):
         return super().stream(request, cancel=cancel)
 
 
-class Live:
-    def __init__(self, engine: Recording, **settings: Any) -> None:
-        with __import__("socket").socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        self.engine = engine
-        self.server = make_server(ServerSettings(host="127.0.0.1", port=port, **settings), engine)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Live:
-        self.thread.start()
-        end = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < end, "server did not start"
-            time.sleep(0.02)
-        return self
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        end = time.monotonic() + timeout
-        while httpx.get(f"{self.url}/ping").status_code != 200:
-            assert time.monotonic() < end, "model did not load"
-            time.sleep(0.05)
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
+Live = LiveServer[Recording]
 
 
 @pytest.fixture(scope="module")
@@ -91,21 +63,13 @@ def live(tiny_model: ModelFiles) -> Iterator[Live]:
     # A large context, so that only max_tokens, a stop or the time limit ends generation.
     engine = Recording(tiny_model, n_ctx=65536, n_threads=2)
     # A server-side budget, as under SageMaker: a starved CPU cannot make a test wait for 1024 tokens.
-    with Live(engine, queue_size=8, time_limit_s=10) as server:
-        server.wait_ready()
+    with LiveServer(engine, queue_size=8, time_limit_s=10) as server:
         yield server
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch, live: Live) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": live.url,
-    }.items():
+    for name, value in sagemaker_env(live.url).items():
         monkeypatch.setenv(name, value)
 
 
@@ -250,7 +214,7 @@ def test_errors_from_the_engine_and_service_after_them(live: Live) -> None:
 def test_ping_is_503_until_the_real_model_has_loaded(tiny_model: ModelFiles) -> None:
     engine = Recording(tiny_model, n_ctx=1024, n_threads=2)
     engine.may_load.clear()
-    with Live(engine) as server:
+    with LiveServer(engine, wait_for_model=False) as server:
         loading = httpx.get(f"{server.url}/ping")
         engine.may_load.set()
         server.wait_ready()
@@ -272,9 +236,7 @@ run(ServerSettings(host="127.0.0.1", port=int(sys.argv[1])), LlamaCppEngine(file
 
 
 def test_sigterm_during_a_generation_completes_it_and_exits_0(tiny_model: ModelFiles) -> None:
-    with __import__("socket").socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-c", SERVER, str(port), str(tiny_model.text), str(tiny_model.mmproj)]
     process = subprocess.Popen(args, stderr=subprocess.DEVNULL)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from servers import free_port
 
 MiB = 1024 * 1024
 
@@ -33,12 +34,6 @@ configure_logging(level="info")
 engine = FakeEngine(**json.loads(sys.argv[2]))
 run(ServerSettings(host="127.0.0.1", port=int(sys.argv[1]), **json.loads(sys.argv[3])), engine)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(condition: Callable[[], bool], *, timeout: float, what: str, every: float = 0.02) -> float:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,30 +22,14 @@ from test_server_app import REPLY, png_b64
 
 from pagescribe.engine.base import Engine
 from pagescribe.engine.fake import FakeEngine
-from pagescribe.server.cli import make_server
-from pagescribe.server.settings import ServerSettings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from servers import LiveServer, free_port
 
 
 @contextmanager
 def live(engine: Engine | None = None, **settings: Any) -> Iterator[str]:
-    """A uvicorn server on a thread, the model loaded; yields its base URL."""
-    port = free_port()
-    server = make_server(ServerSettings(host="127.0.0.1", port=port, **settings), engine or FakeEngine())
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url)
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    """The real app on a thread, the model loaded; yields its base URL."""
+    with LiveServer(engine or FakeEngine(), **settings) as server:
+        yield server.url
 
 
 def wait_ready(url: str, timeout: float = 20.0) -> None:
