@@ -24,7 +24,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
 
-from make_samples import draw_page  # noqa: E402
+from make_samples import numbered_page  # noqa: E402
 
 from pagescribe.engine.base import collect  # noqa: E402
 from pagescribe.engine.llamacpp import LlamaCppEngine  # noqa: E402
@@ -39,10 +39,7 @@ CACHE = Path(os.environ.get("PAGESCRIBE_BENCH_CACHE", Path.home() / ".cache" / "
 
 def sample_page(n: int) -> Image.Image:
     """A distinct page per run, so neither engine can reuse an earlier image or its KV state."""
-    return draw_page(
-        f"Quarterly ingestion report {n}", f"Documents flow from upload to index ({n}).",
-        rows=[("Rendering", f"$0.{n}0"), ("Transcription", "$1.20")], steps=["Upload", f"Render {n}", "Index"],
-    ).resize((640, 905))
+    return numbered_page(n).resize((640, 905))
 
 
 def bench_pagescribe(files: ModelFiles, first_page: int, prompt: str, args: argparse.Namespace) -> dict[str, Any]:

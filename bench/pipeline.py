@@ -21,7 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "examples")]
 
-from make_samples import draw_page  # noqa: E402
+from make_samples import numbered_page  # noqa: E402
 from peers import CACHE, pagescribe_server  # noqa: E402
 
 from pagescribe.client import Client  # noqa: E402
@@ -33,11 +33,7 @@ from pagescribe.types import SamplingParams  # noqa: E402
 
 
 def make_pdf(path: Path, pages: int) -> Path:
-    drawn = [
-        draw_page(f"Section {n}", f"Figures for region {n}.\nValues in thousands.",
-                  rows=[(f"Item {n}", f"${n * 3}.00")], steps=["Plan", f"Step {n}", "Ship"])
-        for n in range(pages)
-    ]
+    drawn = [numbered_page(n) for n in range(pages)]
     drawn[0].save(path, save_all=True, append_images=drawn[1:], resolution=150.0)
     return path
 

@@ -33,7 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "examples")]
 
-from make_samples import draw_page  # noqa: E402
+from make_samples import numbered_page  # noqa: E402
 from peers import CACHE, SERVERS, peak_rss_mb  # noqa: E402
 
 from pagescribe.models.synth import synthesize  # noqa: E402
@@ -59,10 +59,7 @@ class Outcome:
 
 
 def page_png(n: int) -> bytes:
-    img = draw_page(
-        f"Report section {n}", f"Quarter {n % 4 + 1} figures for region {n}.\nAll values in thousands.",
-        rows=[(f"Item {n}", f"${n * 3}.00"), ("Shipping", f"${n % 7}.50")], steps=["Plan", f"Step {n}", "Ship"],
-    ).resize((640, 905))
+    img = numbered_page(n).resize((640, 905))
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()

@@ -49,6 +49,14 @@ def draw_page(title: str, body: str, *, rows: list[tuple[str, str]], steps: list
     return page
 
 
+def numbered_page(n: int) -> Image.Image:
+    """Page ``n`` of an endless report: every number gives different pixels (benchmarks use them as distinct pages)."""
+    return draw_page(
+        f"Report section {n}", f"Quarter {n % 4 + 1} figures for region {n}.\nAll values in thousands.",
+        rows=[(f"Item {n}", f"${n * 3}.00"), ("Shipping", f"${n % 7}.50")], steps=["Plan", f"Step {n}", "Ship"],
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("build/samples"))
