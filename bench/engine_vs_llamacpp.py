@@ -83,7 +83,7 @@ def bench_llama_cpp_python(files: ModelFiles, first_page: int, prompt: str, args
     handler = MTMDChatHandler(clip_model_path=str(files.mmproj), verbose=False)
     llm = llama_cpp.Llama(
         model_path=str(files.text), chat_handler=handler, n_ctx=args.ctx, n_threads=args.threads,
-        n_threads_batch=args.threads, n_batch=512, n_ubatch=512, verbose=False,
+        n_threads_batch=args.threads, n_batch=512, n_ubatch=512, flash_attn=True, verbose=False,
     )
     handler._init_mtmd_context(llm)  # load the projector now, as pagescribe does, so load times compare
     load_s = time.perf_counter() - started

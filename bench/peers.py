@@ -4,6 +4,9 @@
 - ``llama-server``: llama.cpp's own server, built from the source vendored in the pinned llama-cpp-python
   (bench/build_llama_server.sh)
 - ``llama-cpp-python``: llama-cpp-python's OpenAI server, in its own virtualenv (~/.cache/pagescribe/bench-venv)
+
+All run with flash attention on: pagescribe's default on CPU ("auto"), llama-server's "auto" too; llama-cpp-python
+defaults it off, so it is turned on for a like-for-like comparison.
 """
 
 from __future__ import annotations
@@ -101,13 +104,15 @@ def llama_server(text: Path, mmproj: Path, *, threads: int, slots: int, ctx: int
     command = [
         binary, "-m", str(text), "--mmproj", str(mmproj), "--host", "127.0.0.1", "--port", str(port),
         "-t", str(threads), "-tb", str(threads), "-np", str(slots), "-c", str(ctx * slots), "--no-webui",
-        "-fa", "off",
+        "-fa", "on",
     ]
     return Server("llama-server", command, "/health", port=port)
 
 
 def llama_cpp_python_server(text: Path, mmproj: Path, *, threads: int, slots: int, ctx: int) -> Server:
-    del slots  # one Llama behind a lock: it serves one request at a time whatever the client does
+    # One Llama behind a lock: it serves one request at a time whatever the client does. By default a new request
+    # cuts the stream in progress (interrupt_requests); turned off, requests wait their turn instead.
+    del slots
     python = BENCH_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
@@ -118,7 +123,8 @@ def llama_cpp_python_server(text: Path, mmproj: Path, *, threads: int, slots: in
     command = [
         str(python), "-m", "llama_cpp.server", "--model", str(text), "--clip_model_path", str(mmproj),
         "--chat_format", "llava-1-5", "--n_threads", str(threads), "--n_threads_batch", str(threads),
-        "--n_ctx", str(ctx), "--host", "127.0.0.1", "--port", str(port),
+        "--n_ctx", str(ctx), "--flash_attn", "true", "--interrupt_requests", "false",
+        "--host", "127.0.0.1", "--port", str(port),
     ]
     return Server("llama-cpp-python", command, "/v1/models", port=port)
 

@@ -88,6 +88,23 @@ def test_the_shared_instructions_are_evaluated_once(engine4: LlamaCppEngine) -> 
     assert second.usage.cached_tokens < second.usage.prompt_tokens - 16  # the image itself is new
 
 
+def test_slots_that_never_saw_the_instructions_copy_them_from_another_slot(
+    tiny_model: ModelFiles, engine1: LlamaCppEngine
+) -> None:
+    engine = LlamaCppEngine(tiny_model, n_ctx=1024, n_threads=2, slots=3)
+    engine.load()
+    try:
+        collect(engine, doc_request(page(40)))  # one slot now holds the instructions; two are empty
+        requests = [doc_request(page(n)) for n in (41, 42, 43)]
+        together = run_concurrently(engine, requests)
+    finally:
+        engine.close()
+    # every slot starts from the instructions, the empty ones through a copy of another slot's KV stream,
+    # and the copied state gives the same answers as evaluating everything afresh
+    assert all(r.usage.cached_tokens >= 60 for r in together)
+    assert [r.text for r in together] == [collect(engine1, r).text for r in requests]
+
+
 def test_a_repeated_page_reuses_the_whole_prompt_and_answers_the_same(engine4: LlamaCppEngine) -> None:
     request = doc_request(page(20), max_tokens=8)
     first = collect(engine4, request)

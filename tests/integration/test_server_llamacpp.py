@@ -252,7 +252,9 @@ def test_sigterm_during_a_generation_completes_it_and_exits_0(tiny_model: ModelF
             time.sleep(0.1)
         body = {
             "inputs": [[{"role": "user", "content": "Describe.", "image": page_b64()}]],
-            "parameters": {"max_tokens": 100000, "time_limit_s": 2, "stream": True},
+            # sampled at temperature 1 from random weights, the end-of-text token is about 1 in 32000 per step:
+            # the generation outlives the signal and ends on its own time limit
+            "parameters": {"max_tokens": 100000, "time_limit_s": 2, "stream": True, "temperature": 1.0, "seed": 7},
         }
         with httpx.stream("POST", f"{url}/invocations", json=body, timeout=30) as response:
             lines = response.iter_lines()

@@ -1,8 +1,8 @@
 """Thin, owned wrappers over the llama.cpp and libmtmd C API (through llama-cpp-python's ctypes bindings).
 
-The engine needs what ``llama_cpp.Llama`` does not expose: several sequences in one context (``n_seq_max``), a
-unified KV cache so sequences can share a prompt prefix (``llama_memory_seq_cp`` is then a metadata copy), and
-batches that mix tokens of many sequences. Everything native is created and freed here.
+The engine needs what ``llama_cpp.Llama`` does not expose: several sequences in one context (``n_seq_max``), each
+with a KV stream of its own, prompt prefixes copied between them (``llama_memory_seq_cp``), and batches that mix
+tokens of many sequences. Everything native is created and freed here.
 """
 
 from __future__ import annotations
@@ -20,8 +20,13 @@ from pagescribe.engine import native_log
 from pagescribe.errors import EngineError, ModelInvalid
 from pagescribe.models.files import ModelFiles
 
-# llama-cpp-python's Llama disables flash attention; on CPU it is not faster for these shapes (bench/)
-FLASH_ATTENTION = 0
+# "auto": llama.cpp turns flash attention on where the backend has it (the CPU does); measured on 2 cores, 1b preset,
+# +13 % pages/min for one request at a time and +23 % with four at once (docs/architecture.md)
+FLASH_ATTENTION = -1
+# One KV stream per sequence (as llama-server does). A unified cache would let sequences share prefix cells without
+# a copy, but every token then attends over the cells all slots keep: with 4 warm slots one page took 22 % longer
+# (12.98 s against 10.65 s, 1b preset, docs/architecture.md). A prefix is copied between streams instead (``share``).
+UNIFIED_KV = False
 _backend_lock = threading.Lock()
 _backend_ready = [False]
 
@@ -39,10 +44,11 @@ def _lib() -> Any:
 
 @dataclass(frozen=True, slots=True)
 class ContextShape:
-    n_ctx: int  # total KV cells, shared by all sequences
+    n_ctx: int  # total KV cells: n_ctx / n_seq per sequence unless ``unified``
     n_seq: int  # sequences (slots)
     n_batch: int
     n_threads: int
+    unified: bool = UNIFIED_KV
 
 
 class NativeModel:
@@ -86,7 +92,7 @@ class NativeModel:
         params.n_seq_max = self.shape.n_seq
         params.n_threads = self.shape.n_threads
         params.n_threads_batch = self.shape.n_threads
-        params.kv_unified = True
+        params.kv_unified = self.shape.unified
         params.no_perf = True
         params.flash_attn_type = FLASH_ATTENTION
         position = native_log.mark()
@@ -159,8 +165,17 @@ class NativeModel:
         self._lib.llama_memory_seq_rm(self.memory, seq, from_pos, -1)
 
     def share(self, src: int, dst: int, upto: int) -> None:
-        """Let ``dst`` use ``src``'s cells for positions [0, upto) (unified KV: no data is copied)."""
-        self._lib.llama_memory_seq_cp(self.memory, src, dst, 0, upto)
+        """Give ``dst`` (emptied first) ``src``'s cells for positions [0, upto).
+
+        In a unified cache only cell metadata changes. With a stream per sequence llama.cpp copies whole streams
+        (it refuses partial cross-stream copies), so the copy is whole and the tail is dropped after it; the data
+        moves at the next decode, a memory copy far cheaper than evaluating the prefix again.
+        """
+        if self.shape.unified:
+            self._lib.llama_memory_seq_cp(self.memory, src, dst, 0, upto)
+        else:
+            self._lib.llama_memory_seq_cp(self.memory, src, dst, -1, -1)
+            self._lib.llama_memory_seq_rm(self.memory, dst, upto, -1)
 
     def clear(self) -> None:
         self._lib.llama_memory_clear(self.memory, True)

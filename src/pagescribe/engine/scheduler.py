@@ -160,13 +160,15 @@ class BatchScheduler:
         return own if own is not None else min(idle, key=lambda s: len(s.cached))
 
     def _start(self, slot: Slot, job: Job, prompt: TokenizedPrompt) -> None:
+        _, own_keys, own_pos = best_prefix([slot], prompt.keys)
         source, n_keys, n_pos = best_prefix(self.slots, prompt.keys)
+        if source is None or n_keys <= own_keys:  # the slot's own cells do as well: no copy
+            source, n_keys, n_pos = slot, own_keys, own_pos
         if source is slot:
             self.native.forget(slot.seq, n_pos)
         else:
             self.native.forget(slot.seq, 0)
-            if source is not None:
-                self.native.share(source.seq, slot.seq, n_pos)
+            self.native.share(source.seq, slot.seq, n_pos)
         params = job.request.params
         slot.job, slot.prompt, slot.phase = job, prompt, "prompt"
         slot.cached = list(prompt.keys[:n_keys])

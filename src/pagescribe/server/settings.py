@@ -28,8 +28,9 @@ MiB = 1024 * 1024
 SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
 #: SageMaker real-time hosting gives a request 60 s; answering with partial text beats being cut off.
 SAGEMAKER_TIME_LIMIT_S = 50.0
-# As llama-server. Measured on 2 cores (bench/results/pipeline-1b.md), page transcription is prefill-bound and
-# fewer slots give slightly more pages per minute; slots pay off for short prompts and long answers. Tune per host.
+# As llama-server. Measured on 2 cores (bench/results/throughput-1b.md): 4 slots with 4 pages in flight give ~5 %
+# more pages per minute than one slot, and a lone request is as fast as with one slot (a KV stream per slot).
+# Page transcription is prefill-bound on CPU; slots pay off most for short prompts and long answers.
 DEFAULT_SLOTS = 4
 
 LogLevel = Literal["debug", "info", "warning", "error"]
