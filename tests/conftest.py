@@ -1,8 +1,9 @@
-"""Shared fixtures: the tiny random-weight model pair, made once per machine into a cache directory."""
+"""Shared fixtures: the tiny random-weight model pair (made once per machine into a cache directory), a moto server."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,3 +20,12 @@ def tiny_model() -> ModelFiles:
 
     pair = synthesize("tiny", CACHE / "tiny-seed0", seed=0)
     return ModelFiles(text=pair.text, mmproj=pair.mmproj, model_id="pagescribe-tiny")
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """One moto server for the session; tests that use it reset it afterwards (``servers.use_moto``)."""
+    from servers import moto_server
+
+    with moto_server() as url:
+        yield url

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from pagescribe.aws import cli, deploy, package
 from pagescribe.prompts import load_prompt
-from servers import moto_server, use_moto
+from servers import use_moto
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -24,12 +24,6 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/pagescribe-execution"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/pagescribe:0.1.0"
 TEXT_MODEL = b"GGUF\x03\x00\x00\x00 tiny text model"
 PROJECTOR = b"GGUF\x03\x00\x00\x00 tiny projector"
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
 
 
 @pytest.fixture

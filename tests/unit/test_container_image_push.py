@@ -21,17 +21,11 @@ from click.testing import CliRunner
 from pagescribe import __version__
 from pagescribe.aws import image, image_cli
 from pagescribe.errors import InvalidRequest
-from servers import moto_server, use_moto
+from servers import use_moto
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's default account
 REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
 
 
 @pytest.fixture
