@@ -113,6 +113,29 @@ def test_a_repeated_page_reuses_the_whole_prompt_and_answers_the_same(engine4: L
     assert again.usage.cached_tokens == again.usage.prompt_tokens - 1  # only the last token is evaluated again
 
 
+def test_the_same_page_sent_twice_at_once_is_evaluated_once(engine4: LlamaCppEngine, engine1: LlamaCppEngine) -> None:
+    request = doc_request(page(70), max_tokens=8)
+    first, second = engine4.stream(request), engine4.stream(request)  # both queued before either is evaluated
+    results = [next(r for r in stream if isinstance(r, GenerationResult)) for stream in (first, second)]
+    # the second waits while the first evaluates the page, then copies all of it rather than encoding it again
+    assert results[1].usage.cached_tokens == results[1].usage.prompt_tokens - 1
+    assert results[1].timings.image_encode_ms == 0
+    assert results[0].text == results[1].text == collect(engine1, request).text
+
+
+def test_a_request_waiting_on_a_cancelled_one_still_gets_its_answer(
+    engine4: LlamaCppEngine, engine1: LlamaCppEngine
+) -> None:
+    request = doc_request(page(71), max_tokens=6)
+    cancel = CancelToken()
+    first = engine4.stream(request, cancel=cancel)
+    second = engine4.stream(request)
+    cancel.cancel()  # before, during or after its prompt: the one waiting on it must not wait forever
+    assert next(r for r in first if isinstance(r, GenerationResult)).finish_reason == "cancelled"
+    result = next(r for r in second if isinstance(r, GenerationResult))
+    assert result.finish_reason == "length" and result.text == collect(engine1, request).text
+
+
 def test_the_same_image_with_another_question_skips_the_image_encoder(engine4: LlamaCppEngine) -> None:
     image = page(30)
     hits_before, _ = engine4.image_cache

@@ -23,9 +23,9 @@ from pagescribe.engine.prompt import ChatTemplate
 from pagescribe.engine.sampling import Sampler
 from pagescribe.engine.slots import Job, Slot, best_prefix
 from pagescribe.engine.textstream import TextStream
-from pagescribe.engine.tokens import ImageKey, TokenizedPrompt, span
+from pagescribe.engine.tokens import ImageKey, TokenizedPrompt, common_prefix, span
 from pagescribe.errors import ContextOverflow, EngineError, NotReady
-from pagescribe.types import FinishReason, GenerationRequest, GenerationResult
+from pagescribe.types import FinishReason, GenerationRequest, GenerationResult, Timings, Usage
 
 log = logging.getLogger("pagescribe.engine")
 
@@ -120,31 +120,35 @@ class BatchScheduler:
         if waiting_too:
             with self._wake:
                 while self._waiting:
-                    self._waiting.popleft().events.put(exc)
+                    self._waiting.popleft().drop(exc)
 
     # -- admission and prefix reuse ------------------------------------------------------------------------
 
     def _admit(self) -> None:
-        while True:
+        """Start waiting jobs on idle slots, in order; a job whose prompt another slot is evaluating right now
+        waits for that slot to get past the part they share, then copies it instead of computing it again."""
+        with self._wake:
+            pending = list(self._waiting)
+            self._waiting.clear()
+        held: list[Job] = []
+        for job in pending:
             idle = [s for s in self.slots if not s.active]
-            with self._wake:
-                if not idle or not self._waiting:
-                    return
-                job = self._waiting.popleft()
-            if job.stop_reason() == "cancelled":
+            if not idle:
+                held.append(job)
                 continue
-            try:
-                prompt = TokenizedPrompt(self.native, self.template.render(job.request.messages))
-            except Exception as exc:
-                job.events.put(exc)
-                continue
-            if prompt.n_positions >= self.n_ctx_slot:
-                prompt.close()
-                job.events.put(ContextOverflow(
-                    f"the prompt needs {prompt.n_positions} tokens but the context window holds {self.n_ctx_slot}: "
-                    "send fewer or smaller images or less text, or raise the context size (--ctx)"
+            if job.stop_reason() == "cancelled":  # answered, so a caller still reading is not left waiting
+                job.drop(GenerationResult(
+                    text="", finish_reason="cancelled", usage=Usage(), timings=Timings(), model=self.model_id
                 ))
                 continue
+            prompt = job.prompt or self._tokenize(job)
+            if prompt is None:
+                continue
+            if self._prefix_in_progress(prompt):
+                job.prompt = prompt
+                held.append(job)
+                continue
+            job.prompt = None  # the slot owns it from here
             slot = self._choose_slot(idle, prompt)
             try:
                 self._start(slot, job, prompt)
@@ -153,6 +157,33 @@ class BatchScheduler:
                 self._release(slot)
                 slot.cached = []
                 self.native.forget(slot.seq, 0)
+        with self._wake:
+            self._waiting.extendleft(reversed(held))
+
+    def _tokenize(self, job: Job) -> TokenizedPrompt | None:
+        """The job's prompt, or ``None`` after answering the job with why it cannot run."""
+        try:
+            prompt = TokenizedPrompt(self.native, self.template.render(job.request.messages))
+        except Exception as exc:
+            job.events.put(exc)
+            return None
+        if prompt.n_positions >= self.n_ctx_slot:
+            prompt.close()
+            job.events.put(ContextOverflow(
+                f"the prompt needs {prompt.n_positions} tokens but the context window holds {self.n_ctx_slot}: "
+                "send fewer or smaller images or less text, or raise the context size (--ctx)"
+            ))
+            return None
+        return prompt
+
+    def _prefix_in_progress(self, prompt: TokenizedPrompt) -> bool:
+        """Whether a slot still evaluating its prompt will soon hold more of ``prompt`` than any slot holds now
+        (the same page sent twice at once, or the shared instructions on a cold start)."""
+        _, have, _ = best_prefix(self.slots, prompt.keys)
+        limit = len(prompt.keys) - 1
+        return any(
+            min(common_prefix(s.prompt_keys(), prompt.keys), limit) > have for s in self.slots if s.phase == "prompt"
+        )
 
     def _choose_slot(self, idle: list[Slot], prompt: TokenizedPrompt) -> Slot:
         """The idle slot with the longest own match; failing that, the one with the least cached (cheapest)."""

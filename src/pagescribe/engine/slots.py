@@ -28,6 +28,14 @@ class Job:
     deadline: Deadline
     events: queue.SimpleQueue[Event] = field(default_factory=queue.SimpleQueue)
     submitted: float = field(default_factory=time.perf_counter)
+    prompt: TokenizedPrompt | None = None  # tokenized on first admission; kept while it waits for a prefix
+
+    def drop(self, event: Event) -> None:
+        """Answer a job that will not run (refused, failed, shut out) and free its tokenized prompt."""
+        if self.prompt is not None:
+            self.prompt.close()
+            self.prompt = None
+        self.events.put(event)
 
     def stop_reason(self) -> FinishReason | None:
         if self.cancel.cancelled:
