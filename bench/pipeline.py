@@ -82,13 +82,13 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"pipeline-{args.preset}"
     report = {"preset": args.preset, "threads": args.threads, "tokens": args.tokens, "rows": rows}
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
+    stem.with_name(stem.name + ".json").write_text(json.dumps(report, indent=2))
     table = ["| backend | concurrency | pages | wall s | pages/min |", "|---|---|---|---|---|"]
     table += [f"| {r['backend']} | {r['concurrency']} | {r['ok']}/{r['pages']} | {r['wall_s']} | {r['pages_per_min']} |"
               for r in rows]
     text = (f"# convert, preset {args.preset}: {args.pages}-page PDF, {args.tokens} output tokens per page, "
             f"{args.threads} threads\n\n" + "\n".join(table) + "\n")
-    stem.with_suffix(".md").write_text(text)
+    stem.with_name(stem.name + ".md").write_text(text)
     print(text)
 
 

@@ -466,9 +466,9 @@ def main() -> None:
     report["ratios"] = ratios(report["targets"])
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"throughput-{args.preset}{'-' + args.name if args.name else ''}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str))
-    stem.with_suffix(".md").write_text(markdown(report))
-    plot(report, stem.with_suffix(".png"))
+    stem.with_name(stem.name + ".json").write_text(json.dumps(report, indent=2, default=str))
+    stem.with_name(stem.name + ".md").write_text(markdown(report))
+    plot(report, stem.with_name(stem.name + ".png"))
     print(markdown(report))
 
 

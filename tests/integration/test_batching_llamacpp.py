@@ -123,6 +123,23 @@ def test_the_same_page_sent_twice_at_once_is_evaluated_once(engine4: LlamaCppEng
     assert results[0].text == results[1].text == collect(engine1, request).text
 
 
+def test_questions_about_one_page_sent_together_evaluate_the_page_once(engine4: LlamaCppEngine) -> None:
+    image = page(72)  # image first, then the question: what a dialog batch of questions about one page sends
+    requests = [
+        GenerationRequest(
+            messages=(Message("user", (ImagePart(image), TextPart(q))),), params=SamplingParams(max_tokens=4)
+        )
+        for q in ("What is the title?", "Is there a table?", "Which colour is the page?")
+    ]
+    streams = [engine4.stream(r) for r in requests]
+    results = [next(i for i in s if isinstance(i, GenerationResult)) for s in streams]
+    first = results[0]
+    assert first.timings.image_encode_ms > 0
+    # the others copy the page's cells (16 positions on the tiny model) from the first and evaluate only their question
+    assert all(r.usage.cached_tokens >= first.usage.cached_tokens + 16 for r in results[1:])
+    assert all(r.timings.image_encode_ms == 0 for r in results[1:])
+
+
 def test_a_request_waiting_on_a_cancelled_one_still_gets_its_answer(
     engine4: LlamaCppEngine, engine1: LlamaCppEngine
 ) -> None:
@@ -134,6 +151,32 @@ def test_a_request_waiting_on_a_cancelled_one_still_gets_its_answer(
     assert next(r for r in first if isinstance(r, GenerationResult)).finish_reason == "cancelled"
     result = next(r for r in second if isinstance(r, GenerationResult))
     assert result.finish_reason == "length" and result.text == collect(engine1, request).text
+
+
+@pytest.mark.parametrize("prefix_cache_mb", [0, 64])
+def test_the_instructions_outlive_a_burst_of_other_requests_that_takes_every_slot(
+    tiny_model: ModelFiles, engine1: LlamaCppEngine, prefix_cache_mb: int
+) -> None:
+    engine = LlamaCppEngine(tiny_model, n_ctx=1024, n_threads=2, slots=2, prefix_cache_mb=prefix_cache_mb)
+    engine.load()
+    try:
+        collect(engine, doc_request(page(80)))
+        collect(engine, doc_request(page(81)))  # reuses the instructions: they are worth keeping now
+        burst = [
+            GenerationRequest(messages=(Message("user", (TextPart(f"{n} tell a story. " * 20),)),),
+                              params=SamplingParams(max_tokens=4))
+            for n in range(2)
+        ]
+        streams = [engine.stream(r) for r in burst]  # both slots now evaluate something else
+        assert all(next(i for i in s if isinstance(i, GenerationResult)).finish_reason == "length" for s in streams)
+        after = collect(engine, doc_request(page(82)))
+    finally:
+        engine.close()
+    assert after.text == collect(engine1, doc_request(page(82))).text
+    if prefix_cache_mb:  # the instructions come back from host memory instead of being evaluated again
+        assert after.usage.cached_tokens >= 60
+    else:
+        assert after.usage.cached_tokens < 10
 
 
 def test_the_same_image_with_another_question_skips_the_image_encoder(engine4: LlamaCppEngine) -> None:

@@ -5,44 +5,18 @@ from __future__ import annotations
 
 import ctypes
 import time
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from pagescribe.engine.lru import ByteLRU
 from pagescribe.engine.native import EmbeddingBatch, NativeModel
 from pagescribe.engine.tokens import ImageKey
 from pagescribe.errors import EngineError
 
-
-class EmbeddingCache:
-    """Least-recently-used image embeddings by image hash, bounded by bytes (0 disables it)."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[ImageKey, npt.NDArray[np.float32]] = OrderedDict()
-        self.bytes = 0
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key: ImageKey) -> npt.NDArray[np.float32] | None:
-        found = self._items.get(key)
-        if found is None:
-            self.misses += 1
-            return None
-        self._items.move_to_end(key)
-        self.hits += 1
-        return found
-
-    def put(self, key: ImageKey, value: npt.NDArray[np.float32]) -> None:
-        if value.nbytes > self.max_bytes or key in self._items:
-            return
-        self._items[key] = value
-        self.bytes += value.nbytes
-        while self.bytes > self.max_bytes:
-            _, old = self._items.popitem(last=False)
-            self.bytes -= old.nbytes
+EmbeddingCache = ByteLRU[ImageKey, npt.NDArray[np.float32]]
+"""Projector outputs by image hash."""
 
 
 class ImageDecoder:
@@ -71,7 +45,7 @@ class ImageDecoder:
         pointer = self._m.mtmd_get_output_embd(self.native.mtmd)
         flat = np.ctypeslib.as_array(pointer, shape=(key.n_tokens * self.native.n_embd,))
         value = flat.reshape(key.n_tokens, self.native.n_embd).copy()
-        self.cache.put(key, value)
+        self.cache.put(key, value, value.nbytes)
         return value, (time.perf_counter() - started) * 1000
 
     def needs_helper(self, chunk: Any) -> bool:

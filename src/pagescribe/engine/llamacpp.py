@@ -22,6 +22,7 @@ from pagescribe.models.validate import validate_pair
 from pagescribe.types import GenerationRequest, GenerationResult
 
 DEFAULT_IMAGE_CACHE_MB = 256
+DEFAULT_PREFIX_CACHE_MB = 512
 
 
 class LlamaCppEngine:
@@ -30,7 +31,8 @@ class LlamaCppEngine:
     ``n_ctx`` is the context window of one request (each of the ``slots`` gets that much; the KV cache is shared,
     so a prompt prefix common to several requests is stored once). ``n_threads`` defaults to the CPUs this process
     may use. ``chat_template`` overrides the GGUF's own template (Jinja2, as in ``tokenizer.chat_template``);
-    without either, LLaVA-1.5's format is used. ``image_cache_mb`` bounds the memory for reused image embeddings.
+    without either, LLaVA-1.5's format is used. ``image_cache_mb`` bounds the memory for reused image embeddings,
+    ``prefix_cache_mb`` the host memory for shared prompt prefixes saved when no slot holds them any more.
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class LlamaCppEngine:
         slots: int = 1,
         chat_template: str | None = None,
         image_cache_mb: int = DEFAULT_IMAGE_CACHE_MB,
+        prefix_cache_mb: int = DEFAULT_PREFIX_CACHE_MB,
     ) -> None:
         if slots < 1:
             raise ValueError("slots must be at least 1")
@@ -52,6 +55,7 @@ class LlamaCppEngine:
         self.n_batch = n_batch
         self.n_slots = slots
         self.image_cache_mb = image_cache_mb
+        self.prefix_cache_mb = prefix_cache_mb
         self._template_override = chat_template
         self._template: ChatTemplate | None = None
         self._scheduler: BatchScheduler | None = None
@@ -82,7 +86,8 @@ class LlamaCppEngine:
             self._template = template
             self._scheduler = BatchScheduler(
                 native, template, n_slots=self.n_slots, n_ctx_slot=self.n_ctx, n_batch=self.n_batch,
-                image_cache_bytes=self.image_cache_mb * 1024 * 1024, model_id=self.model_id,
+                image_cache_bytes=self.image_cache_mb * 1024 * 1024,
+                prefix_cache_bytes=self.prefix_cache_mb * 1024 * 1024, model_id=self.model_id,
             )
 
     def close(self) -> None:

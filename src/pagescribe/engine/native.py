@@ -177,6 +177,20 @@ class NativeModel:
             self._lib.llama_memory_seq_cp(self.memory, src, dst, -1, -1)
             self._lib.llama_memory_seq_rm(self.memory, dst, upto, -1)
 
+    def save(self, seq: int) -> Any:
+        """Sequence ``seq``'s KV cells as a byte buffer in host memory, for ``restore`` into any sequence."""
+        size = int(self._lib.llama_state_seq_get_size(self.ctx, seq))
+        state = (ctypes.c_uint8 * size)()
+        if self._lib.llama_state_seq_get_data(self.ctx, state, size, seq) != size:
+            raise EngineError("llama.cpp could not save a sequence's state")
+        return state
+
+    def restore(self, seq: int, state: Any) -> None:
+        """Replace sequence ``seq``'s cells with a ``save``d state."""
+        if self._lib.llama_state_seq_set_data(self.ctx, state, len(state), seq) == 0:
+            self.forget(seq, 0)
+            raise EngineError("llama.cpp could not restore a saved sequence state")
+
     def clear(self) -> None:
         self._lib.llama_memory_clear(self.memory, True)
 

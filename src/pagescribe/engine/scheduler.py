@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pagescribe.engine.base import CancelToken, Deadline
 from pagescribe.engine.embeddings import EmbeddingCache, ImageDecoder
 from pagescribe.engine.native import NativeModel, TokenBatch
+from pagescribe.engine.prefixes import MIN_SHARED_POSITIONS, SavedPrefixes
 from pagescribe.engine.prompt import ChatTemplate
 from pagescribe.engine.sampling import Sampler
 from pagescribe.engine.slots import Job, Slot, best_prefix
@@ -42,6 +43,7 @@ class BatchScheduler:
         n_ctx_slot: int,
         n_batch: int,
         image_cache_bytes: int,
+        prefix_cache_bytes: int,
         model_id: str,
     ) -> None:
         self.native = native
@@ -51,6 +53,7 @@ class BatchScheduler:
         self.model_id = model_id
         self.slots = [Slot(seq=i) for i in range(n_slots)]
         self.images = ImageDecoder(native, step=n_batch, cache=EmbeddingCache(image_cache_bytes))
+        self.saved = SavedPrefixes(prefix_cache_bytes)
         self._batch = TokenBatch(n_batch)
         self._waiting: deque[Job] = deque()
         self._wake = threading.Condition()
@@ -179,7 +182,7 @@ class BatchScheduler:
     def _prefix_in_progress(self, prompt: TokenizedPrompt) -> bool:
         """Whether a slot still evaluating its prompt will soon hold more of ``prompt`` than any slot holds now
         (the same page sent twice at once, or the shared instructions on a cold start)."""
-        _, have, _ = best_prefix(self.slots, prompt.keys)
+        have = max(best_prefix(self.slots, prompt.keys)[1], self.saved.best(prompt.keys)[1])
         limit = len(prompt.keys) - 1
         return any(
             min(common_prefix(s.prompt_keys(), prompt.keys), limit) > have for s in self.slots if s.phase == "prompt"
@@ -195,11 +198,23 @@ class BatchScheduler:
         source, n_keys, n_pos = best_prefix(self.slots, prompt.keys)
         if source is None or n_keys <= own_keys:  # the slot's own cells do as well: no copy
             source, n_keys, n_pos = slot, own_keys, own_pos
-        if source is slot:
+        self._save_shared(slot, keep=own_keys)
+        state, saved_keys, saved_pos = self.saved.best(prompt.keys)
+        donor: Slot | None = None
+        if saved_keys > n_keys:  # no slot holds as much as a saved state: copy it back from host memory
+            self.native.restore(slot.seq, state)
+            self.native.forget(slot.seq, saved_pos)
+            n_keys, n_pos = saved_keys, saved_pos
+        elif source is slot:
             self.native.forget(slot.seq, n_pos)
         else:
             self.native.forget(slot.seq, 0)
             self.native.share(source.seq, slot.seq, n_pos)
+            donor = source
+        reused = n_pos >= MIN_SHARED_POSITIONS  # more than a chat template: worth saving when the slots move on
+        slot.shared = n_keys if reused else 0
+        if reused and donor is not None:
+            donor.shared = max(donor.shared, n_keys)
         params = job.request.params
         slot.job, slot.prompt, slot.phase = job, prompt, "prompt"
         slot.cached = list(prompt.keys[:n_keys])
@@ -209,6 +224,17 @@ class BatchScheduler:
         slot.text = TextStream(params.stop)
         slot.n_generated, slot.next_token, slot.out_index = 0, -1, -1
         slot.started, slot.first_token, slot.encode_ms = time.perf_counter(), 0.0, 0.0
+
+    def _save_shared(self, slot: Slot, *, keep: int) -> None:
+        """Before ``slot`` drops its cells past ``keep`` keys: if they hold the last copy of a prefix that requests
+        have reused, save that prefix to host memory (the slot's cells after it are dropped first)."""
+        hot = slot.cached[: slot.shared]
+        if len(hot) <= keep or not self.saved.enabled or self.saved.covers(hot):
+            return
+        if any(other is not slot and common_prefix(other.cached, hot) >= len(hot) for other in self.slots):
+            return
+        self.native.forget(slot.seq, sum(span(k) for k in hot))
+        self.saved.put(hot, self.native.save(slot.seq))
 
     def _release(self, slot: Slot) -> None:
         if slot.prompt is not None:

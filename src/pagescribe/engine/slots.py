@@ -49,6 +49,7 @@ class Job:
 class Slot:
     seq: int
     cached: list[Key] = field(default_factory=list)  # keys whose KV is in this sequence, in order
+    shared: int = 0  # leading keys of ``cached`` that some request reused (worth saving before they go)
     job: Job | None = None
     prompt: TokenizedPrompt | None = None
     phase: Literal["idle", "prompt", "generate"] = "idle"

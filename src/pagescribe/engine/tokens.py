@@ -7,6 +7,7 @@ whose keys agree up to a point have the same KV state up to that point, which is
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +39,7 @@ def span(key: Key) -> int:
     return key.n_pos if isinstance(key, ImageKey) else 1
 
 
-def common_prefix(a: list[Key], b: list[Key]) -> int:
+def common_prefix(a: Sequence[Key], b: Sequence[Key]) -> int:
     """How many leading keys ``a`` and ``b`` share."""
     n = 0
     for x, y in zip(a, b, strict=False):

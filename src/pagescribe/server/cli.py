@@ -35,6 +35,7 @@ def build_engine(settings: ServerSettings) -> Engine:
             slots=settings.slots or DEFAULT_SLOTS,
             chat_template=_template(settings.chat_template),
             image_cache_mb=settings.image_cache_mb,
+            prefix_cache_mb=settings.prefix_cache_mb,
         )
 
     name = Path(settings.model).name if settings.model else "pagescribe"

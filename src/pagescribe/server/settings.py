@@ -60,6 +60,9 @@ class ServerSettings(BaseSettings):
     )
     batch_size: int = Field(default=512, ge=32, le=8192, description="most tokens evaluated in one batch step")
     image_cache_mb: int = Field(default=256, ge=0, description="memory for reusing embeddings of repeated images")
+    prefix_cache_mb: int = Field(
+        default=512, ge=0, description="host memory for shared prompt prefixes (the instructions) that no slot holds"
+    )
     queue_size: int = Field(default=16, ge=0, description="requests that may wait for a slot before 503")
     time_limit_s: float | None = Field(
         default=None, gt=0, description="default time budget per request (under SageMaker: 50 s)"
