@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw
 
 from pagescribe.engine.base import CancelToken, collect
 from pagescribe.engine.llamacpp import LlamaCppEngine
+from pagescribe.errors import EngineError
 from pagescribe.images import image_from_pil
 from pagescribe.models.files import ModelFiles
 from pagescribe.types import (
@@ -177,6 +178,30 @@ def test_the_instructions_outlive_a_burst_of_other_requests_that_takes_every_slo
         assert after.usage.cached_tokens >= 60
     else:
         assert after.usage.cached_tokens < 10
+
+
+def test_a_saved_prefix_that_cannot_be_restored_fails_one_request_only(
+    tiny_model: ModelFiles, engine1: LlamaCppEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = LlamaCppEngine(tiny_model, n_ctx=1024, n_threads=2, slots=1)
+    engine.load()
+    try:
+        collect(engine, doc_request(page(85)))
+        collect(engine, doc_request(page(86)))  # the instructions are reused...
+        collect(engine, GenerationRequest(messages=(Message("user", (TextPart("other " * 30),)),)))  # ...and saved
+        native = engine._scheduler.native  # type: ignore[union-attr]
+
+        def broken(seq: int, state: object) -> None:
+            raise EngineError("llama.cpp could not restore a saved sequence state")
+
+        monkeypatch.setattr(native, "restore", broken)
+        with pytest.raises(EngineError, match="restore"):
+            collect(engine, doc_request(page(87)))
+        after = collect(engine, doc_request(page(87)))  # evaluated afresh: the broken state was dropped
+    finally:
+        engine.close()
+    assert after.text == collect(engine1, doc_request(page(87))).text
+    assert after.usage.cached_tokens < 10
 
 
 def test_the_same_image_with_another_question_skips_the_image_encoder(engine4: LlamaCppEngine) -> None:

@@ -48,3 +48,7 @@ class ByteLRU(Generic[K, V]):
         while self.bytes > self.max_bytes:
             _, (_, size) = self._items.popitem(last=False)
             self.bytes -= size
+
+    def clear(self) -> None:
+        self._items.clear()
+        self.bytes = 0

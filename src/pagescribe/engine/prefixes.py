@@ -48,3 +48,6 @@ class SavedPrefixes:
 
     def put(self, keys: list[Key], state: Any) -> None:
         self.states.put(tuple(keys), state, len(state))
+
+    def clear(self) -> None:
+        self.states.clear()

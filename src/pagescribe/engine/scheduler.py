@@ -135,14 +135,14 @@ class BatchScheduler:
             self._waiting.clear()
         held: list[Job] = []
         for job in pending:
-            idle = [s for s in self.slots if not s.active]
-            if not idle:
-                held.append(job)
-                continue
             if job.stop_reason() == "cancelled":  # answered, so a caller still reading is not left waiting
                 job.drop(GenerationResult(
                     text="", finish_reason="cancelled", usage=Usage(), timings=Timings(), model=self.model_id
                 ))
+                continue
+            idle = [s for s in self.slots if not s.active]
+            if not idle:
+                held.append(job)
                 continue
             prompt = job.prompt or self._tokenize(job)
             if prompt is None:
@@ -202,7 +202,11 @@ class BatchScheduler:
         state, saved_keys, saved_pos = self.saved.best(prompt.keys)
         donor: Slot | None = None
         if saved_keys > n_keys:  # no slot holds as much as a saved state: copy it back from host memory
-            self.native.restore(slot.seq, state)
+            try:
+                self.native.restore(slot.seq, state)
+            except EngineError:
+                self.saved.clear()  # fail this request only, not every later one that starts the same way
+                raise
             self.native.forget(slot.seq, saved_pos)
             n_keys, n_pos = saved_keys, saved_pos
         elif source is slot:
@@ -234,7 +238,10 @@ class BatchScheduler:
         if any(other is not slot and common_prefix(other.cached, hot) >= len(hot) for other in self.slots):
             return
         self.native.forget(slot.seq, sum(span(k) for k in hot))
-        self.saved.put(hot, self.native.save(slot.seq))
+        try:
+            self.saved.put(hot, self.native.save(slot.seq))
+        except EngineError:
+            log.warning("a shared prompt prefix could not be saved; it will be evaluated again when needed")
 
     def _release(self, slot: Slot) -> None:
         if slot.prompt is not None:
