@@ -125,6 +125,24 @@ def test_the_openai_client_plain_and_streamed_with_a_data_image(live: Live) -> N
     assert pieces == plain.choices[0].message.content  # greedy: the same text both ways
 
 
+def test_metrics_count_the_prompt_tokens_the_prefix_cache_saved(live: Live) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def cached() -> float:
+        families = text_string_to_metric_families(httpx.get(f"{live.url}/metrics", timeout=10).text)
+        return next(f.samples[0].value for f in families if f.name == "pagescribe_cached_prompt_tokens")
+
+    content = [
+        {"type": "text", "text": "Transcribe this page into Markdown, tables as tables."},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + page_b64("ivory", "Ledger 7")}},
+    ]
+    body = {"messages": [{"role": "user", "content": content}], "max_tokens": 3}
+    before = cached()
+    answers = [httpx.post(f"{live.url}/v1/chat/completions", json=body, timeout=60).json() for _ in range(2)]
+    # the second asks the same again: all its prompt but the last token comes from the cache
+    assert cached() - before >= answers[1]["usage"]["prompt_tokens"] - 1
+
+
 def test_two_dialogs_two_answers_in_order_and_the_marker_places_the_image(live: Live) -> None:
     body = {
         "inputs": [

@@ -30,7 +30,10 @@ class Metrics:
         self.busy_slots = Gauge("pagescribe_busy_slots", "Slots generating now", registry=r)
         self.slots = Gauge("pagescribe_slots", "Slots the engine offers", registry=r)
         self.ready = Gauge("pagescribe_model_ready", "1 once the model is loaded and serving", registry=r)
-        self.prompt_tokens = Counter("pagescribe_prompt_tokens", "Prompt tokens evaluated", registry=r)
+        self.prompt_tokens = Counter("pagescribe_prompt_tokens", "Prompt tokens, evaluated or reused", registry=r)
+        self.cached_prompt_tokens = Counter(
+            "pagescribe_cached_prompt_tokens", "Prompt tokens reused from the prefix cache, not evaluated", registry=r
+        )
         self.completion_tokens = Counter("pagescribe_completion_tokens", "Tokens generated", registry=r)
         self.generations = Counter(
             "pagescribe_generations", "Finished generations by finish reason", ["finish_reason"], registry=r
@@ -47,6 +50,7 @@ class Metrics:
     def observe_result(self, result: GenerationResult) -> None:
         """Count one finished generation (called from worker threads; prometheus-client is thread-safe)."""
         self.prompt_tokens.inc(result.usage.prompt_tokens)
+        self.cached_prompt_tokens.inc(result.usage.cached_tokens)
         self.completion_tokens.inc(result.usage.completion_tokens)
         self.generations.labels(finish_reason=result.finish_reason).inc()
         self.image_encode_seconds.observe(result.timings.image_encode_ms / 1000)
