@@ -3,7 +3,8 @@
 Each step builds one batch holding the next token of every generating slot plus prompt tokens of newly admitted
 slots (bounded by the batch size, so a long prompt never stalls the others), and at most one bounded piece of an
 image's embeddings; then samples every slot that produced logits. Requests that share a leading prompt reuse its
-KV cells (prefix cache); identical images reuse their embeddings (image cache).
+KV cells (prefix cache; a request whose prefix another slot is evaluating waits for it; a reused prefix no slot
+keeps any more is saved to host memory, ``prefixes.py``); identical images reuse their embeddings (image cache).
 
 Callers on any thread use ``submit``, which returns an iterator over text pieces and the final result.
 """
