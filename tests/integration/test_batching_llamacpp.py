@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image, ImageDraw
 
-from pagescribe.engine.base import CancelToken, collect
+from pagescribe.engine.base import CancelToken, collect, final
 from pagescribe.engine.llamacpp import LlamaCppEngine
 from pagescribe.errors import EngineError
 from pagescribe.images import image_from_pil
@@ -117,7 +117,7 @@ def test_a_repeated_page_reuses_the_whole_prompt_and_answers_the_same(engine4: L
 def test_the_same_page_sent_twice_at_once_is_evaluated_once(engine4: LlamaCppEngine, engine1: LlamaCppEngine) -> None:
     request = doc_request(page(70), max_tokens=8)
     first, second = engine4.stream(request), engine4.stream(request)  # both queued before either is evaluated
-    results = [next(r for r in stream if isinstance(r, GenerationResult)) for stream in (first, second)]
+    results = [final(first), final(second)]
     # the second waits while the first evaluates the page, then copies all of it rather than encoding it again
     assert results[1].usage.cached_tokens == results[1].usage.prompt_tokens - 1
     assert results[1].timings.image_encode_ms == 0
@@ -133,7 +133,7 @@ def test_questions_about_one_page_sent_together_evaluate_the_page_once(engine4: 
         for q in ("What is the title?", "Is there a table?", "Which colour is the page?")
     ]
     streams = [engine4.stream(r) for r in requests]
-    results = [next(i for i in s if isinstance(i, GenerationResult)) for s in streams]
+    results = [final(s) for s in streams]
     first = results[0]
     assert first.timings.image_encode_ms > 0
     # the others copy the page's cells (16 positions on the tiny model) from the first and evaluate only their question
@@ -149,8 +149,8 @@ def test_a_request_waiting_on_a_cancelled_one_still_gets_its_answer(
     first = engine4.stream(request, cancel=cancel)
     second = engine4.stream(request)
     cancel.cancel()  # before, during or after its prompt: the one waiting on it must not wait forever
-    assert next(r for r in first if isinstance(r, GenerationResult)).finish_reason == "cancelled"
-    result = next(r for r in second if isinstance(r, GenerationResult))
+    assert final(first).finish_reason == "cancelled"
+    result = final(second)
     assert result.finish_reason == "length" and result.text == collect(engine1, request).text
 
 
@@ -169,7 +169,7 @@ def test_the_instructions_outlive_a_burst_of_other_requests_that_takes_every_slo
             for n in range(2)
         ]
         streams = [engine.stream(r) for r in burst]  # both slots now evaluate something else
-        assert all(next(i for i in s if isinstance(i, GenerationResult)).finish_reason == "length" for s in streams)
+        assert all(final(s).finish_reason == "length" for s in streams)
         after = collect(engine, doc_request(page(82)))
     finally:
         engine.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Protocol, runtime_checkable
 
 from pagescribe.errors import EngineError
@@ -72,7 +72,12 @@ class Engine(Protocol):
 
 def collect(engine: Engine, request: GenerationRequest, *, cancel: CancelToken | None = None) -> GenerationResult:
     """Run ``request`` to the end and return only the final result."""
-    for item in engine.stream(request, cancel=cancel):
+    return final(engine.stream(request, cancel=cancel))
+
+
+def final(stream: Iterable[str | GenerationResult]) -> GenerationResult:
+    """Read a stream (``Engine.stream``'s) to its final result."""
+    for item in stream:
         if isinstance(item, GenerationResult):
             return item
     raise EngineError("the engine ended without a result")

@@ -12,7 +12,7 @@ V = TypeVar("V")
 
 class ByteLRU(Generic[K, V]):
     """``put`` evicts the least recently used values until the total fits ``max_bytes``; a value larger than the
-    whole budget is not kept. ``hits`` and ``misses`` count ``get`` and ``touch`` outcomes, for metrics and tests."""
+    whole budget is not kept. ``hits`` and ``misses`` count ``get`` outcomes, for tests."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -20,12 +20,6 @@ class ByteLRU(Generic[K, V]):
         self.bytes = 0
         self.hits = 0
         self.misses = 0
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __contains__(self, key: K) -> bool:
-        return key in self._items
 
     def get(self, key: K) -> V | None:
         found = self._items.get(key)

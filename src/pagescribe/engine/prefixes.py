@@ -27,20 +27,22 @@ class SavedPrefixes:
     def enabled(self) -> bool:
         return self.states.max_bytes > 0
 
-    def best(self, keys: list[Key]) -> tuple[Any, int, int]:
-        """The saved state sharing the longest prefix with ``keys``: (state, n_keys, n_positions), or (None, 0, 0).
+    def best(self, keys: list[Key]) -> tuple[tuple[Key, ...], int, int]:
+        """The saved prefix sharing the most with ``keys``: (its keys, n_keys shared, n_positions), or ((), 0, 0).
 
-        As with the slots, at least the last key of ``keys`` is left to evaluate.
+        As with the slots, at least the last key of ``keys`` is left to evaluate. Looking does not count as use.
         """
-        found: tuple[Key, ...] | None = None
+        found: tuple[Key, ...] = ()
         best_n = 0
         for saved in self.states:
             n = min(common_prefix(saved, keys), len(keys) - 1)
             if n > best_n:
                 found, best_n = saved, n
-        if found is None:
-            return None, 0, 0
-        return self.states.get(found), best_n, sum(span(k) for k in keys[:best_n])
+        return found, best_n, sum(span(k) for k in keys[:best_n])
+
+    def state(self, saved: tuple[Key, ...]) -> Any:
+        """The KV state saved for ``saved`` (a key ``best`` returned), marked as recently used."""
+        return self.states.get(saved)
 
     def covers(self, keys: list[Key]) -> bool:
         """Whether a saved state already holds all of ``keys``."""

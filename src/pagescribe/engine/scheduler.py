@@ -200,11 +200,11 @@ class BatchScheduler:
         if source is None or n_keys <= own_keys:  # the slot's own cells do as well: no copy
             source, n_keys, n_pos = slot, own_keys, own_pos
         self._save_shared(slot, keep=own_keys)
-        state, saved_keys, saved_pos = self.saved.best(prompt.keys)
+        saved, saved_keys, saved_pos = self.saved.best(prompt.keys)
         donor: Slot | None = None
         if saved_keys > n_keys:  # no slot holds as much as a saved state: copy it back from host memory
             try:
-                self.native.restore(slot.seq, state)
+                self.native.restore(slot.seq, self.saved.state(saved))
             except EngineError:
                 self.saved.clear()  # fail this request only, not every later one that starts the same way
                 raise
