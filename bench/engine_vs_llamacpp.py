@@ -26,8 +26,9 @@ sys.path.insert(0, str(ROOT / "examples"))
 
 from make_samples import numbered_page  # noqa: E402
 
-from pagescribe.engine.base import collect  # noqa: E402
-from pagescribe.engine.llamacpp import LlamaCppEngine  # noqa: E402
+from pagescribe.engine.factory import build_engine  # noqa: E402
+from pagescribe.engine.options import EngineOptions  # noqa: E402
+from pagescribe.engine.sinks import collect  # noqa: E402
 from pagescribe.images import image_from_pil  # noqa: E402
 from pagescribe.models.files import ModelFiles  # noqa: E402
 from pagescribe.models.synth import synthesize  # noqa: E402
@@ -44,7 +45,7 @@ def sample_page(n: int) -> Image.Image:
 
 def bench_pagescribe(files: ModelFiles, first_page: int, prompt: str, args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
-    engine = LlamaCppEngine(files, n_ctx=args.ctx, n_threads=args.threads)
+    engine = build_engine(EngineOptions(ctx=args.ctx, threads=args.threads), files=files)
     engine.load()
     load_s = time.perf_counter() - started
     # greedy; the random model rarely emits EOS, and the decode rate is computed from what it did decode

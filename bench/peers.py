@@ -1,6 +1,8 @@
 """The systems a benchmark compares, each started the same way: same model files, threads and context.
 
 - ``pagescribe``: `pagescribe serve` (continuous batching, prefix and image caches)
+- ``pagescribe@REV``: the same server as committed at git revision REV (a before/after comparison in one run),
+  exported from this repository into the cache and run with the same virtualenv
 - ``llama-server``: llama.cpp's own server, built from the source vendored in the pinned llama-cpp-python
   (bench/build_llama_server.sh)
 - ``llama-cpp-python``: llama-cpp-python's OpenAI server, in its own virtualenv (~/.cache/pagescribe/bench-venv)
@@ -85,7 +87,9 @@ class Server:
                 self.process.kill()
 
 
-def pagescribe_server(text: Path, mmproj: Path, *, threads: int, slots: int, ctx: int) -> Server:
+def pagescribe_server(
+    text: Path, mmproj: Path, *, threads: int, slots: int, ctx: int, revision: str | None = None
+) -> Server:
     port = free_port()
     command = [
         sys.executable, "-m", "pagescribe.cli", "serve", "--model", str(text), "--mmproj", str(mmproj),
@@ -93,7 +97,32 @@ def pagescribe_server(text: Path, mmproj: Path, *, threads: int, slots: int, ctx
         "--ctx", str(ctx),
     ]
     env = {"PAGESCRIBE_QUEUE_SIZE": "64", "PAGESCRIBE_LOG_LEVEL": "warning"}
-    return Server("pagescribe", command, "/ping", env=env, port=port)
+    if revision is None:
+        return Server("pagescribe", command, "/ping", env=env, port=port)
+    env["PYTHONPATH"] = str(source_at(revision))
+    return Server(f"pagescribe@{revision}", command, "/ping", env=env, port=port)
+
+
+def source_at(revision: str) -> Path:
+    """The package source as committed at ``revision``, exported once into the cache (``git archive``)."""
+    sha = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{revision}^{{commit}}"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    where = CACHE / "revisions" / sha
+    if not (where / "src" / "pagescribe").is_dir():
+        where.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", sha, "src"], check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", str(where)], input=archive.stdout, check=True)
+    return where / "src"
+
+
+def server_for(name: str, text: Path, mmproj: Path, *, threads: int, slots: int, ctx: int) -> Server:
+    """The server a target name stands for: a key of ``SERVERS``, or ``pagescribe@REV``."""
+    if name.startswith("pagescribe@"):
+        revision = name.partition("@")[2]
+        return pagescribe_server(text, mmproj, threads=threads, slots=slots, ctx=ctx, revision=revision)
+    return SERVERS[name](text, mmproj, threads=threads, slots=slots, ctx=ctx)
 
 
 def llama_server(text: Path, mmproj: Path, *, threads: int, slots: int, ctx: int) -> Server:

@@ -25,10 +25,11 @@ from make_samples import numbered_page  # noqa: E402
 from peers import CACHE, pagescribe_server  # noqa: E402
 
 from pagescribe.client import Client  # noqa: E402
-from pagescribe.engine.llamacpp import LlamaCppEngine  # noqa: E402
+from pagescribe.engine.factory import build_engine  # noqa: E402
+from pagescribe.engine.options import EngineOptions  # noqa: E402
 from pagescribe.models.files import ModelFiles  # noqa: E402
 from pagescribe.models.synth import synthesize  # noqa: E402
-from pagescribe.pipeline import ClientBackend, Conversion, ConvertOptions  # noqa: E402
+from pagescribe.pipeline import Conversion, ConvertOptions  # noqa: E402
 from pagescribe.types import SamplingParams  # noqa: E402
 
 
@@ -64,7 +65,7 @@ def main() -> None:
     pdf = make_pdf(Path(tempfile.mkdtemp()) / "bench.pdf", args.pages)
     rows: list[dict[str, Any]] = []
     for level in (int(c) for c in args.concurrency.split(",")):
-        engine = LlamaCppEngine(files, n_ctx=args.ctx, n_threads=args.threads, slots=level)
+        engine = build_engine(EngineOptions(ctx=args.ctx, threads=args.threads, slots=level), files=files)
         engine.load()
         rows.append({"backend": "in-process", "concurrency": level, **run(pdf, engine, level, args.tokens)})
         engine.close()
@@ -72,10 +73,8 @@ def main() -> None:
         server = pagescribe_server(pair.text, pair.mmproj, threads=args.threads, slots=level, ctx=args.ctx)
         server.start()
         try:
-            client = Client.for_url(server.url, read_timeout_s=600)
-            backend = ClientBackend(client, model_id=files.model_id, concurrency=level)
-            rows.append({"backend": "server", "concurrency": level, **run(pdf, backend, level, args.tokens)})
-            backend.close()
+            with Client.for_url(server.url, read_timeout_s=600) as client:
+                rows.append({"backend": "server", "concurrency": level, **run(pdf, client, level, args.tokens)})
         finally:
             server.stop()
         print(rows[-1], flush=True)

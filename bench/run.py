@@ -1,7 +1,8 @@
 """Throughput benchmark: the same request mix against pagescribe and its peers, in one run, on one machine.
 
 Targets: ``engine`` (pagescribe's engine called in-process, in a child process of its own), ``pagescribe`` (its
-server), ``llama-server`` and ``llama-cpp-python`` (their OpenAI servers). Same model files, threads, context,
+server), ``pagescribe@REV`` (the server as committed at a git revision, for a before/after comparison in one
+run), ``llama-server`` and ``llama-cpp-python`` (their OpenAI servers). Same model files, threads, context,
 flash attention and sampling (temperature 0 and an explicit seed per request). Mixes: ``doc`` (the document
 prompt, then a distinct page image, N output tokens), ``question`` (a page image, then a short question, 16
 tokens), ``repeat`` (one page asked again and again), ``decode`` (a short text prompt, 2N output tokens).
@@ -43,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "examples")]
 
 from make_samples import numbered_page  # noqa: E402
-from peers import CACHE, SERVERS, Server, peak_rss_mb  # noqa: E402
+from peers import CACHE, SERVERS, Server, peak_rss_mb, server_for  # noqa: E402
 
 from pagescribe.models.synth import synthesize  # noqa: E402
 from pagescribe.prompts import load_prompt  # noqa: E402
@@ -224,14 +225,16 @@ class EngineTarget:
 
 
 def engine_worker(spec: dict[str, Any]) -> None:
-    from pagescribe.engine.llamacpp import LlamaCppEngine
+    from pagescribe.engine.factory import build_engine
+    from pagescribe.engine.options import EngineOptions
+    from pagescribe.engine.sinks import stream
     from pagescribe.images import decode_image
     from pagescribe.models.files import ModelFiles
     from pagescribe.types import GenerationRequest, GenerationResult, ImagePart, Message, SamplingParams, TextPart
 
     files = ModelFiles(Path(spec["text"]), Path(spec["mmproj"]), "bench")
     started = time.perf_counter()
-    engine = LlamaCppEngine(files, n_ctx=spec["ctx"], n_threads=spec["threads"], slots=spec["slots"])
+    engine = build_engine(EngineOptions(ctx=spec["ctx"], threads=spec["threads"], slots=spec["slots"]), files=files)
     engine.load()
     print(json.dumps({"ready_s": round(time.perf_counter() - started, 1)}), flush=True)
 
@@ -245,7 +248,7 @@ def engine_worker(spec: dict[str, Any]) -> None:
         t0 = time.perf_counter()
         first = 0.0
         result: GenerationResult | None = None
-        for item in engine.stream(request):
+        for item in stream(engine, request):
             if isinstance(item, GenerationResult):
                 result = item
             else:
@@ -266,7 +269,7 @@ def engine_worker(spec: dict[str, Any]) -> None:
 def start_target(name: str, args: argparse.Namespace, pair: Any) -> ServerTarget | EngineTarget:
     if name == "engine":
         return EngineTarget(args, pair)
-    return ServerTarget(SERVERS[name](pair.text, pair.mmproj, threads=args.threads, slots=args.slots, ctx=args.ctx))
+    return ServerTarget(server_for(name, pair.text, pair.mmproj, threads=args.threads, slots=args.slots, ctx=args.ctx))
 
 
 # -- what the machine allows at all ------------------------------------------------------------------------------
@@ -342,7 +345,7 @@ def markdown(report: dict[str, Any]) -> str:
 def ratios(targets: dict[str, Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     ours = targets.get("pagescribe", {}).get("levels", {})
-    for peer in ("llama-server", "llama-cpp-python", "engine"):
+    for peer in ("llama-server", "llama-cpp-python", "engine", *(t for t in targets if t.startswith("pagescribe@"))):
         for level, s in targets.get(peer, {}).get("levels", {}).items():
             if level in ours and s["pages_per_min"]:
                 out[f"pages/min {level} vs {peer}"] = round(ours[level]["pages_per_min"] / s["pages_per_min"], 2)

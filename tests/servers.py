@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from pagescribe.engine.base import Engine
-from pagescribe.server.cli import make_server
+from pagescribe.server.run import make_server
 from pagescribe.server.settings import ServerSettings
 
 E = TypeVar("E", bound=Engine)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -13,12 +14,19 @@ FinishReason = Literal["stop", "length", "time_limit", "cancelled"]
 
 @dataclass(frozen=True, slots=True)
 class ImageInput:
-    """A verified, decoded image: 8-bit RGB pixels, row-major, ``width * height * 3`` bytes."""
+    """A verified, decoded image: 8-bit RGB pixels, row-major, ``width * height * 3`` bytes.
+
+    ``encoded`` keeps the file bytes the pixels were decoded from (when they were), so a client can send the
+    image on as it came instead of encoding it again, and ``origin`` where they came from (a file's path), for
+    messages; the engine only ever reads ``rgb``.
+    """
 
     width: int
     height: int
     rgb: bytes = field(repr=False)
     sha256: str = ""
+    encoded: bytes | None = field(default=None, repr=False, compare=False)
+    origin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if len(self.rgb) != self.width * self.height * 3:
@@ -63,7 +71,11 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class SamplingParams:
-    """Sampling settings, with llama.cpp's meaning. ``seed=None`` means a fresh random seed per request."""
+    """Sampling settings, with llama.cpp's meaning. ``seed=None`` means a fresh random seed per request.
+
+    ``given`` names the fields a caller set when the parameters came from a request (``None``: all of them, as
+    for parameters built in code), so a client forwards what was asked and leaves the rest to the server.
+    """
 
     max_tokens: int = 512
     temperature: float = 0.0
@@ -76,6 +88,16 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     response_format: dict[str, Any] | None = None
+    given: frozenset[str] | None = field(default=None, compare=False, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every setting (``given`` left out), JSON-ready: what a page record and its cache key hold."""
+        return {
+            "max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
+            "min_p": self.min_p, "repeat_penalty": self.repeat_penalty, "presence_penalty": self.presence_penalty,
+            "frequency_penalty": self.frequency_penalty, "seed": self.seed, "stop": list(self.stop),
+            "response_format": self.response_format,
+        }
 
 
 def new_request_id() -> str:
@@ -84,16 +106,26 @@ def new_request_id() -> str:
 
 @dataclass(frozen=True, slots=True)
 class GenerationRequest:
-    """One dialog to answer. ``time_limit_s`` is the wall-clock budget from the moment generation starts."""
+    """One dialog to answer.
+
+    ``time_limit_s`` is a wall-clock budget counted from ``arrived`` (``time.monotonic()`` when the request came
+    in), so time spent waiting for the model is spent from it too; ``deadline`` is the one place it is computed.
+    """
 
     messages: tuple[Message, ...]
     params: SamplingParams = SamplingParams()
     time_limit_s: float | None = None
     request_id: str = field(default_factory=new_request_id)
+    arrived: float = field(default_factory=time.monotonic, compare=False)
 
     @property
     def images(self) -> tuple[ImageInput, ...]:
         return tuple(img for m in self.messages for img in m.images)
+
+    @property
+    def deadline(self) -> float | None:
+        """When the budget ends, on ``time.monotonic()``'s clock; ``None`` without a budget."""
+        return None if self.time_limit_s is None else self.arrived + self.time_limit_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +169,21 @@ class Timings:
 
 @dataclass(frozen=True, slots=True)
 class GenerationResult:
+    """What the model said: the text, why it stopped (``stop``, ``length``, ``time_limit``, ``cancelled``), the
+    tokens it took and where the time went. The engine, the server's answers and every client return this."""
+
     text: str
     finish_reason: FinishReason
     usage: Usage
     timings: Timings
     model: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data (the shape of the server's answer fields)."""
+        return {
+            "text": self.text,
+            "finish_reason": self.finish_reason,
+            "usage": self.usage.as_dict(),
+            "timings": self.timings.as_dict(),
+            "model": self.model,
+        }

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from pagescribe.aws import cli, deploy, package
+from pagescribe.aws import deploy, package
+from pagescribe.cli import endpoint as cli
 from pagescribe.prompts import load_prompt
 from servers import use_moto
 

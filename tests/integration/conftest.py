@@ -6,7 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from pagescribe.engine.factory import build_engine
 from pagescribe.engine.llamacpp import LlamaCppEngine
+from pagescribe.engine.options import EngineOptions
 from pagescribe.models.files import ModelFiles
 
 
@@ -18,7 +20,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def tiny_engine(tiny_model: ModelFiles) -> Iterator[LlamaCppEngine]:
-    engine = LlamaCppEngine(tiny_model, n_ctx=1024, n_threads=2)
+    engine = build_engine(EngineOptions(ctx=1024, threads=2), files=tiny_model)
     engine.load()
     yield engine
     engine.close()

@@ -8,8 +8,11 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image, ImageDraw
 
-from pagescribe.engine.base import CancelToken, collect, final
+from pagescribe.engine.base import CancelToken, final
+from pagescribe.engine.factory import build_engine
 from pagescribe.engine.llamacpp import LlamaCppEngine
+from pagescribe.engine.options import EngineOptions
+from pagescribe.engine.sinks import collect, stream
 from pagescribe.errors import EngineError
 from pagescribe.images import image_from_pil
 from pagescribe.models.files import ModelFiles
@@ -40,7 +43,7 @@ def doc_request(image: ImageInput, *, max_tokens: int = 12, **params: object) ->
 
 @pytest.fixture(scope="module")
 def engine4(tiny_model: ModelFiles) -> Iterator[LlamaCppEngine]:
-    engine = LlamaCppEngine(tiny_model, n_ctx=1024, n_threads=2, slots=4)
+    engine = build_engine(EngineOptions(ctx=1024, threads=2, slots=4), files=tiny_model)
     engine.load()
     yield engine
     engine.close()
@@ -48,7 +51,7 @@ def engine4(tiny_model: ModelFiles) -> Iterator[LlamaCppEngine]:
 
 @pytest.fixture(scope="module")
 def engine1(tiny_model: ModelFiles) -> Iterator[LlamaCppEngine]:
-    engine = LlamaCppEngine(tiny_model, n_ctx=1024, n_threads=2, slots=1, image_cache_mb=0)
+    engine = build_engine(EngineOptions(ctx=1024, threads=2, slots=1, image_cache_mb=0), files=tiny_model)
     engine.load()
     yield engine
     engine.close()
@@ -92,7 +95,7 @@ def test_the_shared_instructions_are_evaluated_once(engine4: LlamaCppEngine) -> 
 def test_slots_that_never_saw_the_instructions_copy_them_from_another_slot(
     tiny_model: ModelFiles, engine1: LlamaCppEngine
 ) -> None:
-    engine = LlamaCppEngine(tiny_model, n_ctx=1024, n_threads=2, slots=3)
+    engine = build_engine(EngineOptions(ctx=1024, threads=2, slots=3), files=tiny_model)
     engine.load()
     try:
         collect(engine, doc_request(page(40)))  # one slot now holds the instructions; two are empty
@@ -116,7 +119,7 @@ def test_a_repeated_page_reuses_the_whole_prompt_and_answers_the_same(engine4: L
 
 def test_the_same_page_sent_twice_at_once_is_evaluated_once(engine4: LlamaCppEngine, engine1: LlamaCppEngine) -> None:
     request = doc_request(page(70), max_tokens=8)
-    first, second = engine4.stream(request), engine4.stream(request)  # both queued before either is evaluated
+    first, second = stream(engine4, request), stream(engine4, request)  # both queued before either is evaluated
     results = [final(first), final(second)]
     # the second waits while the first evaluates the page, then copies all of it rather than encoding it again
     assert results[1].usage.cached_tokens == results[1].usage.prompt_tokens - 1
@@ -132,7 +135,7 @@ def test_questions_about_one_page_sent_together_evaluate_the_page_once(engine4: 
         )
         for q in ("What is the title?", "Is there a table?", "Which colour is the page?")
     ]
-    streams = [engine4.stream(r) for r in requests]
+    streams = [stream(engine4, r) for r in requests]
     results = [final(s) for s in streams]
     first = results[0]
     assert first.timings.image_encode_ms > 0
@@ -146,8 +149,8 @@ def test_a_request_waiting_on_a_cancelled_one_still_gets_its_answer(
 ) -> None:
     request = doc_request(page(71), max_tokens=6)
     cancel = CancelToken()
-    first = engine4.stream(request, cancel=cancel)
-    second = engine4.stream(request)
+    first = stream(engine4, request, cancel=cancel)
+    second = stream(engine4, request)
     cancel.cancel()  # before, during or after its prompt: the one waiting on it must not wait forever
     assert final(first).finish_reason == "cancelled"
     result = final(second)
@@ -158,7 +161,8 @@ def test_a_request_waiting_on_a_cancelled_one_still_gets_its_answer(
 def test_the_instructions_outlive_a_burst_of_other_requests_that_takes_every_slot(
     tiny_model: ModelFiles, engine1: LlamaCppEngine, prefix_cache_mb: int
 ) -> None:
-    engine = LlamaCppEngine(tiny_model, n_ctx=1024, n_threads=2, slots=2, prefix_cache_mb=prefix_cache_mb)
+    options = EngineOptions(ctx=1024, threads=2, slots=2, prefix_cache_mb=prefix_cache_mb)
+    engine = build_engine(options, files=tiny_model)
     engine.load()
     try:
         collect(engine, doc_request(page(80)))
@@ -168,7 +172,7 @@ def test_the_instructions_outlive_a_burst_of_other_requests_that_takes_every_slo
                               params=SamplingParams(max_tokens=4))
             for n in range(2)
         ]
-        streams = [engine.stream(r) for r in burst]  # both slots now evaluate something else
+        streams = [stream(engine, r) for r in burst]  # both slots now evaluate something else
         assert all(final(s).finish_reason == "length" for s in streams)
         after = collect(engine, doc_request(page(82)))
     finally:
@@ -183,7 +187,7 @@ def test_the_instructions_outlive_a_burst_of_other_requests_that_takes_every_slo
 def test_a_saved_prefix_that_cannot_be_restored_fails_one_request_only(
     tiny_model: ModelFiles, engine1: LlamaCppEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = LlamaCppEngine(tiny_model, n_ctx=1024, n_threads=2, slots=1)
+    engine = build_engine(EngineOptions(ctx=1024, threads=2, slots=1), files=tiny_model)
     engine.load()
     try:
         collect(engine, doc_request(page(85)))
@@ -222,7 +226,7 @@ def test_the_same_image_with_another_question_skips_the_image_encoder(engine4: L
 
 
 def test_a_cancelled_request_frees_its_slot_for_the_others(tiny_model: ModelFiles) -> None:
-    engine = LlamaCppEngine(tiny_model, n_ctx=65536, n_threads=2, slots=2)
+    engine = build_engine(EngineOptions(ctx=65536, threads=2, slots=2), files=tiny_model)
     engine.load()
     try:
         cancel = CancelToken()
@@ -240,14 +244,13 @@ def test_a_cancelled_request_frees_its_slot_for_the_others(tiny_model: ModelFile
 
 
 def test_a_stream_abandoned_by_its_reader_stops_generating(engine4: LlamaCppEngine) -> None:
-    stream = engine4.stream(doc_request(page(50), max_tokens=500))
-    next(stream)
-    stream.close()  # the reader goes away (a disconnected client)
+    events = stream(engine4, doc_request(page(50), max_tokens=500))
+    next(events)
+    events.close()  # the reader goes away (a disconnected client)
     assert collect(engine4, doc_request(page(51), max_tokens=3)).usage.completion_tokens == 3
 
 
 def test_the_server_builds_the_engine_with_the_slots_and_context_it_is_given(tiny_model: ModelFiles) -> None:
-    from pagescribe.server.cli import build_engine
     from pagescribe.server.settings import ServerSettings
 
     engine = build_engine(ServerSettings(model=str(tiny_model.text), mmproj=str(tiny_model.mmproj), slots=3, ctx=1024))

@@ -12,20 +12,21 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
+from pagescribe.cli.invoke import invoke_command
 from pagescribe.client import AsyncClient, Client
-from pagescribe.client.cli import invoke_command
-from pagescribe.engine.base import CancelToken
+from pagescribe.engine.base import Work
 from pagescribe.engine.llamacpp import LlamaCppEngine
+from pagescribe.engine.options import EngineOptions
 from pagescribe.models.files import ModelFiles
 from pagescribe.prompts import load_prompt
-from pagescribe.types import GenerationRequest, GenerationResult
+from pagescribe.types import GenerationRequest
 from servers import LiveServer, sagemaker_env
 
 pytestmark = pytest.mark.integration
@@ -40,14 +41,12 @@ class Recording(LlamaCppEngine):
     """The real engine, keeping the requests it was given."""
 
     def __init__(self, files: ModelFiles, **options: Any) -> None:
-        super().__init__(files, **options)
+        super().__init__(EngineOptions(**options), files=files)
         self.received: list[GenerationRequest] = []
 
-    def stream(
-        self, request: GenerationRequest, *, cancel: CancelToken | None = None
-    ) -> Iterator[str | GenerationResult]:
-        self.received.append(request)
-        return super().stream(request, cancel=cancel)
+    def submit(self, works: Sequence[Work], *, wait: bool = False) -> None:
+        self.received.extend(work.request for work in works)
+        super().submit(works, wait=wait)
 
 
 Live = LiveServer[Recording]
@@ -56,7 +55,7 @@ Live = LiveServer[Recording]
 @pytest.fixture(scope="module")
 def live(tiny_model: ModelFiles) -> Iterator[Live]:
     # Bodies over the SageMaker limit are refused, as SageMaker would.
-    with LiveServer(Recording(tiny_model, n_ctx=4096, n_threads=2), max_body_bytes=PAYLOAD_LIMIT) as server:
+    with LiveServer(Recording(tiny_model, ctx=4096, threads=2), max_body_bytes=PAYLOAD_LIMIT) as server:
         yield server
 
 
@@ -117,7 +116,7 @@ def test_every_transport_and_the_async_client_give_the_same_text(
         texts = {http.describe(page, **GREEDY).text, sagemaker.describe(page, **GREEDY).text}
         with sagemaker.stream(page, **GREEDY) as stream:
             pieces = list(stream)
-    with Client.in_process(tiny_model.text, mmproj=str(tiny_model.mmproj), n_ctx=4096, n_threads=2) as local:
+    with Client.in_process(tiny_model.text, mmproj=str(tiny_model.mmproj), ctx=4096, threads=2) as local:
         texts.add(local.describe(page, **GREEDY).text)
 
     async def batch() -> list[Any]:

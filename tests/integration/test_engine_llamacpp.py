@@ -9,8 +9,11 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image, ImageDraw
 
-from pagescribe.engine.base import CancelToken, collect
+from pagescribe.engine.base import CancelToken
+from pagescribe.engine.factory import build_engine
 from pagescribe.engine.llamacpp import LlamaCppEngine
+from pagescribe.engine.options import EngineOptions
+from pagescribe.engine.sinks import collect, stream
 from pagescribe.errors import ContextOverflow, NotReady
 from pagescribe.images import image_from_pil
 from pagescribe.models.files import ModelFiles
@@ -59,7 +62,7 @@ def test_seeded_sampling_is_repeatable_and_the_seed_matters(tiny_engine: LlamaCp
 
 
 def test_streamed_pieces_join_to_the_final_text(tiny_engine: LlamaCppEngine) -> None:
-    items = list(tiny_engine.stream(ask(page("white"), max_tokens=12)))
+    items = list(stream(tiny_engine, ask(page("white"), max_tokens=12)))
     result = items[-1]
     assert isinstance(result, GenerationResult)
     pieces = items[:-1]
@@ -102,7 +105,7 @@ def test_a_prompt_longer_than_the_context_is_a_request_error(tiny_engine: LlamaC
 @pytest.fixture(scope="module")
 def long_context_engine(tiny_model: ModelFiles) -> Iterator[LlamaCppEngine]:
     """A context large enough that generation runs for many seconds unless something stops it."""
-    engine = LlamaCppEngine(tiny_model, n_ctx=65536, n_threads=2)
+    engine = build_engine(EngineOptions(ctx=65536, threads=2), files=tiny_model)
     engine.load()
     yield engine
     engine.close()
@@ -131,6 +134,6 @@ def test_cancel_stops_a_running_generation(long_context_engine: LlamaCppEngine) 
 
 
 def test_generation_needs_a_loaded_model(tiny_model: ModelFiles) -> None:
-    engine = LlamaCppEngine(tiny_model, n_ctx=512)
+    engine = build_engine(EngineOptions(ctx=512), files=tiny_model)
     with pytest.raises(NotReady):
         collect(engine, ask(page("white")))

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
 
-from pagescribe.engine.base import CancelToken
+from pagescribe.engine.base import Health, Work
 from pagescribe.engine.llamacpp import LlamaCppEngine
 from pagescribe.models.files import ModelFiles
 from pagescribe.models.resolve import resolve_model
 from pagescribe.pipeline import ConvertOptions, convert
-from pagescribe.types import GenerationRequest, GenerationResult, SamplingParams
+from pagescribe.types import GenerationRequest, SamplingParams
 from pdfgen import BLANK_PAGE, twelve_page_pdf
 
 
@@ -63,11 +63,12 @@ class RecordingEngine:
     def load(self) -> None:
         self.engine.load()
 
-    def stream(
-        self, request: GenerationRequest, *, cancel: CancelToken | None = None
-    ) -> Iterator[str | GenerationResult]:
-        self.requests.append(request)
-        return self.engine.stream(request, cancel=cancel)
+    def submit(self, works: Sequence[Work], *, wait: bool = False) -> None:
+        self.requests.extend(work.request for work in works)
+        self.engine.submit(works, wait=wait)
+
+    def health(self) -> Health:
+        return self.engine.health()
 
     def close(self) -> None:
         pass

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import boto3
@@ -18,10 +18,11 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw
 
-from pagescribe.engine.base import CancelToken
+from pagescribe.engine.base import Work
 from pagescribe.engine.llamacpp import LlamaCppEngine
+from pagescribe.engine.options import EngineOptions
 from pagescribe.models.files import ModelFiles
-from pagescribe.types import GenerationRequest, GenerationResult
+from pagescribe.types import GenerationRequest
 from servers import LiveServer, free_port, sagemaker_env
 
 pytestmark = pytest.mark.integration
@@ -39,7 +40,7 @@ class Recording(LlamaCppEngine):
     """The real engine, keeping every request it was given (to render the exact prompt afterwards)."""
 
     def __init__(self, files: ModelFiles, **options: Any) -> None:
-        super().__init__(files, **options)
+        super().__init__(EngineOptions(**options), files=files)
         self.received: list[GenerationRequest] = []
         self.may_load = threading.Event()
         self.may_load.set()
@@ -48,11 +49,9 @@ class Recording(LlamaCppEngine):
         self.may_load.wait(30)
         super().load()
 
-    def stream(
-        self, request: GenerationRequest, *, cancel: CancelToken | None = None
-    ) -> Iterator[str | GenerationResult]:
-        self.received.append(request)
-        return super().stream(request, cancel=cancel)
+    def submit(self, works: Sequence[Work], *, wait: bool = False) -> None:
+        self.received.extend(work.request for work in works)
+        super().submit(works, wait=wait)
 
 
 Live = LiveServer[Recording]
@@ -61,7 +60,7 @@ Live = LiveServer[Recording]
 @pytest.fixture(scope="module")
 def live(tiny_model: ModelFiles) -> Iterator[Live]:
     # A large context, so that only max_tokens, a stop or the time limit ends generation.
-    engine = Recording(tiny_model, n_ctx=65536, n_threads=2)
+    engine = Recording(tiny_model, ctx=65536, threads=2)
     # A server-side budget, as under SageMaker: a starved CPU cannot make a test wait for 1024 tokens.
     with LiveServer(engine, queue_size=8, time_limit_s=10) as server:
         yield server
@@ -242,14 +241,16 @@ def test_ping_is_503_until_the_real_model_has_loaded(tiny_model: ModelFiles) -> 
 SERVER = """
 import sys
 from pagescribe.models.files import ModelFiles
-from pagescribe.engine.llamacpp import LlamaCppEngine
-from pagescribe.server.cli import run
+from pagescribe.engine.factory import build_engine
+from pagescribe.engine.options import EngineOptions
+from pagescribe.server.run import run
 from pagescribe.server.logging import configure_logging
 from pagescribe.server.settings import ServerSettings
 
 configure_logging()
 files = ModelFiles(text=sys.argv[2], mmproj=sys.argv[3], model_id="tiny")
-run(ServerSettings(host="127.0.0.1", port=int(sys.argv[1])), LlamaCppEngine(files, n_ctx=65536, n_threads=2))
+engine = build_engine(EngineOptions(ctx=65536, threads=2), files=files)
+run(ServerSettings(host="127.0.0.1", port=int(sys.argv[1])), engine)
 """
 
 

@@ -1,7 +1,7 @@
 """A real server in its own process, as a container runs it: start, wait, poke, measure, signal, read its log.
 
 ``serve_tiny`` runs ``pagescribe serve`` on the tiny model; ``serve_script`` runs a short Python script (a
-FakeEngine behind ``pagescribe.server.cli.run``) for the faults the real model cannot be made to show.
+FakeEngine behind ``pagescribe.server.run.run``) for the faults the real model cannot be made to show.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ MiB = 1024 * 1024
 FAKE_SERVER = """
 import json, sys
 from pagescribe.engine.fake import FakeEngine
-from pagescribe.server.cli import run
+from pagescribe.server.run import run
 from pagescribe.server.logging import configure_logging
 from pagescribe.server.settings import ServerSettings
 

@@ -18,8 +18,8 @@ from liveserver import free_port, wait_until
 
 from pagescribe.engine.fake import FakeEngine
 from pagescribe.server import ServerSettings, create_app
-from pagescribe.server.cli import make_server
 from pagescribe.server.logging import JsonFormatter
+from pagescribe.server.run import make_server
 
 KEY = "ps-test-7f3a9c1e2b"
 DIALOG = {"inputs": [[{"role": "user", "content": "Describe."}]]}

@@ -64,8 +64,8 @@ STREAMS: dict[str, Callable[[str], None]] = {
 @pytest.fixture(scope="module")
 def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     log_path = tmp_path_factory.mktemp("disconnect") / "server.log"
-    engine = {"reply": LONG_REPLY, "token_delay_s": 0.05}
-    with running(serve_fake(log_path=log_path, engine=engine, settings={"queue_size": 4})) as server:
+    engine = {"reply": LONG_REPLY, "token_delay_s": 0.05, "queue_size": 4}
+    with running(serve_fake(log_path=log_path, engine=engine)) as server:
         server.wait_for_ping(200)
         yield server
 
@@ -102,8 +102,8 @@ def test_a_queued_request_whose_client_left_never_runs(slow_server: ServerProces
 
 
 def test_a_batch_accepted_while_the_queue_is_full_still_answers_every_record(tmp_path: Path) -> None:
-    engine = {"reply": " ".join(["w"] * 20), "token_delay_s": 0.03}
-    server = serve_fake(log_path=tmp_path / "server.log", engine=engine, settings={"queue_size": 0})
+    engine = {"reply": " ".join(["w"] * 20), "token_delay_s": 0.03, "queue_size": 0}
+    server = serve_fake(log_path=tmp_path / "server.log", engine=engine)
     records = "\n".join(json.dumps(dialog(f"record {n}")) for n in range(4)) + "\n"
     with running(server):
         server.wait_for_ping(200)
@@ -250,9 +250,9 @@ def wait_until_failed(server: ServerProcess) -> httpx.Response:
 
 
 def test_an_engine_failure_fails_only_its_own_request(tmp_path: Path) -> None:
-    engine = {"fail_on": "EXPLODE", "n_slots": 2, "token_delay_s": 0.005}
     # Room for all 21 calls at once: this test is about isolating failures, not about shedding load.
-    server = serve_fake(log_path=tmp_path / "server.log", engine=engine, settings={"queue_size": 32})
+    engine = {"fail_on": "EXPLODE", "n_slots": 2, "token_delay_s": 0.005, "queue_size": 32}
+    server = serve_fake(log_path=tmp_path / "server.log", engine=engine)
     calls = [
         ("/invocations", dialog("EXPLODE now"), 500),
         ("/invocations", dialog("EXPLODE", stream=True), 500),

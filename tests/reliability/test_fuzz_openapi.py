@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, settings
 from liveserver import free_port, wait_until
 
 from pagescribe.engine.fake import FakeEngine
-from pagescribe.server.cli import make_server
 from pagescribe.server.openapi import build_openapi
+from pagescribe.server.run import make_server
 from pagescribe.server.settings import ServerSettings
 
 schemathesis = pytest.importorskip("schemathesis")

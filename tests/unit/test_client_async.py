@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 
 import httpx
 import pytest
@@ -73,32 +71,17 @@ async def test_a_refusal_is_raised_typed_and_not_retried() -> None:
 
 
 async def test_describe_many_keeps_order_limits_concurrency_and_returns_errors_as_values() -> None:
-    in_flight, most = 0, 0
-    lock = threading.Lock()
-
-    class Counting(FakeEngine):
-        """Answers with the width of the image it got, and counts how many requests run at once."""
-
-        def stream(self, request, *, cancel=None):  # type: ignore[no-untyped-def]
-            nonlocal in_flight, most
-            with lock:
-                in_flight += 1
-                most = max(most, in_flight)
-            time.sleep(0.02)
-            try:
-                yield from FakeEngine(reply=f"width {request.images[0].width}").stream(request, cancel=cancel)
-            finally:
-                with lock:
-                    in_flight -= 1
+    # Answers with the width of the image it got; counts how many requests run at once.
+    engine = FakeEngine(n_slots=2, token_delay_s=0.02, answer=lambda request: f"width {request.images[0].width}")
 
     pages: list[bytes] = [page_png(width=100 + n) for n in range(6)]
     pages[3] = b"garbage"
-    async with AsyncClient.in_process(engine=Counting(n_slots=2)) as client:
+    async with AsyncClient.in_process(engine=engine) as client:
         results = await client.describe_many(pages, prompt="Read.", concurrency=4)
     error = results[3]
     assert isinstance(error, ImageError) and error.message.startswith("image 1: ")
     assert [r.text for r in results if not isinstance(r, ImageError)] == [f"width {100 + n}" for n in (0, 1, 2, 4, 5)]
-    assert most == 2  # the engine's two slots, however many the batch allows
+    assert engine.peak_running == 2  # the engine's two slots, however many the batch allows
 
 
 async def test_in_process_stream_and_describe_share_the_engine() -> None:

@@ -16,8 +16,8 @@ from PIL import Image
 from starlette.responses import Response
 from test_client_support import ScriptedServer, container_error_body, error, ok, page_png, scripted_server
 
+from pagescribe.cli.invoke import invoke_command
 from pagescribe.client import retry
-from pagescribe.client.cli import invoke_command
 from pagescribe.engine.fake import FakeEngine
 from servers import LiveServer, sagemaker_env
 
@@ -150,7 +150,7 @@ def test_stream_prints_words_while_they_are_generated(
     slow_server: str, page: Path, tmp_path: Path, transport: str
 ) -> None:
     target = slow_server if transport == "--url" else "my-endpoint"
-    code = "from pagescribe.client.cli import invoke_command; invoke_command()"
+    code = "from pagescribe.cli.invoke import invoke_command; invoke_command()"
     env = {**os.environ, **sagemaker_env(slow_server)}
     args = [sys.executable, "-c", code, str(page), transport, target, "--stream"]
     with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as proc:

@@ -13,11 +13,18 @@ import pytest
 from PIL import Image
 from test_client_support import noisy_page_png, page_png
 
-from pagescribe.client.payload import ImageDownsizedWarning, base64_size, build_body
+from pagescribe.client import payload
+from pagescribe.client.payload import ImageDownsizedWarning, base64_size
+from pagescribe.client.transport import CHECK_LIMITS, make_request
 from pagescribe.errors import ImageError, PayloadTooLarge
 from pagescribe.types import ImageInput
 
-PARAMS = {"max_tokens": 64, "temperature": 0.0}
+PARAMS: Any = {"max_tokens": 64, "temperature": 0.0}
+
+
+def build_body(prompt: str, images: list[Any], parameters: Any, **options: Any) -> bytes:
+    """The body a remote transport sends for what ``Client.describe`` was given."""
+    return payload.build_body(make_request(images, prompt, parameters, limits=CHECK_LIMITS), **options)
 
 
 def message_of(body: bytes) -> dict[str, Any]:

@@ -19,7 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from pagescribe import __version__
-from pagescribe.aws import image, image_cli
+from pagescribe.aws import image
+from pagescribe.cli import image as image_cli
 from pagescribe.errors import InvalidRequest
 from servers import use_moto
 

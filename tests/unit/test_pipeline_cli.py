@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-import pagescribe.describe
+import pagescribe.client.client
 from pagescribe.cli import main
 from pagescribe.engine.fake import FakeEngine
 from pdfgen import text_page, write_pdf, write_png
@@ -17,7 +17,7 @@ from pdfgen import text_page, write_pdf, write_png
 @pytest.fixture
 def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
     fake = FakeEngine()
-    monkeypatch.setattr(pagescribe.describe, "load_engine", lambda *args, **kwargs: fake)
+    monkeypatch.setattr(pagescribe.client.client, "load_engine", lambda *args, **kwargs: fake)
     return fake
 
 

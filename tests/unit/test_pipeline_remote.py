@@ -1,4 +1,4 @@
-"""The remote backend: pages go through ``pagescribe.client`` to a server or an endpoint and come back as results.
+"""Remote models: pages go through ``pagescribe.client`` to a server or an endpoint and come back as results.
 
 Most tests run the real server app (``create_app``) around the scripted engine, so what they compare is what
 the model behind the server was asked, and what the pipeline recorded from its answer.
@@ -19,7 +19,7 @@ from pagescribe.cli import main
 from pagescribe.client import Client, RetryPolicy
 from pagescribe.engine.fake import FakeEngine
 from pagescribe.errors import InvalidRequest
-from pagescribe.pipeline import ClientBackend, Conversion, ConvertOptions, PageRecord
+from pagescribe.pipeline import Conversion, ConvertOptions, PageRecord
 from pagescribe.pipeline.render import RenderedPage
 from pagescribe.pipeline.transcribe import DEFAULT_PARAMS, build_request
 from pagescribe.pipeline.writers import read_jsonl
@@ -53,14 +53,16 @@ def served(engine: FakeEngine) -> Iterator[Client]:
         yield Client.for_url(URL, http_client=http, retry=RetryPolicy(attempts=1))
 
 
-def run(pdf: Path, out: Path, backend: ClientBackend, **options: object) -> list[PageRecord]:
-    conversion = Conversion([pdf], out_dir=out, backend=backend, options=ConvertOptions(**options))  # type: ignore[arg-type]
+def run(pdf: Path, out: Path, backend: Client, *, model_id: str | None = None, **options: object) -> list[PageRecord]:
+    conversion = Conversion(
+        [pdf], out_dir=out, backend=backend, options=ConvertOptions(**options), model_id=model_id  # type: ignore[arg-type]
+    )
     return sorted(conversion, key=lambda r: r.page or 0)
 
 
 def test_the_model_behind_the_server_gets_the_request_the_pipeline_built(served: Client, engine: FakeEngine) -> None:
     request = page_request(anchor="Page text: Widget", time_limit_s=30.0)
-    result = ClientBackend(served, model_id="m").generate(request)
+    result = served.generate(request)
     [received] = engine.requests
     # Text, image and anchor in their order, the pixels intact, every sampling setting and the time limit.
     assert received.messages == request.messages
@@ -70,22 +72,23 @@ def test_the_model_behind_the_server_gets_the_request_the_pipeline_built(served:
     assert result.usage.completion_tokens == len(engine.reply.split()) and result.usage.prompt_tokens > 0
 
 
-def test_the_answer_keeps_cached_tokens_and_timings_and_falls_back_to_known_names() -> None:
+def test_the_answer_keeps_cached_tokens_and_timings_and_falls_back_to_known_names(tmp_path: Path) -> None:
     usage = {"prompt_tokens": 600, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 550}}
     body = answer("Widgets.", usage=usage, finish_reason="content_filter", model="")
     http = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200, json=body)))
-    backend = ClientBackend(Client.for_url("http://server:8080", http_client=http), model_id="the-server")
-    result = backend.generate(page_request())
+    client = Client.for_url("http://server:8080", http_client=http)
+    result = client.generate(page_request())
     assert result.usage == Usage(prompt_tokens=600, completion_tokens=5, cached_tokens=550)
     assert result.timings == Timings(image_encode_ms=1.5, prompt_ms=2.5, generate_ms=3.5)
     # A reason outside pagescribe's vocabulary still ended the text; an answer without a model gets the id.
-    assert (result.text, result.finish_reason, result.model) == ("Widgets.", "stop", "the-server")
+    pdf = write_pdf(tmp_path / "a.pdf", [text_page("Prices", ["Widget 10 EUR"])])
+    [record] = run(pdf, tmp_path / "out", client, model_id="the-server")
+    assert (record.text, record.finish_reason, record.model) == ("Widgets.", "stop", "the-server")
 
 
 def test_a_pdf_converts_through_the_real_server_app(served: Client, engine: FakeEngine, tmp_path: Path) -> None:
     pdf = twelve_page_pdf(tmp_path / "report.pdf")
-    backend = ClientBackend(served, model_id=URL, concurrency=2)
-    records = run(pdf, tmp_path / "out", backend, pages=[1, 2, 3])
+    records = run(pdf, tmp_path / "out", served, pages=[1, 2, 3], concurrency=2)
     assert [r.status for r in records] == ["ok", "ok", "ok"]
     assert {r.model for r in records} == {"served-model"} and {r.text for r in records} == {engine.reply}
     [image] = engine.requests[0].images
@@ -97,7 +100,7 @@ def test_a_server_failure_is_not_cached_so_a_rerun_asks_again(
     served: Client, engine: FakeEngine, tmp_path: Path
 ) -> None:
     pdf = write_pdf(tmp_path / "a.pdf", [text_page("Prices", ["Widget 10 EUR"])])
-    backend = ClientBackend(served, model_id=URL)
+    backend = served
     engine.fail_on = PROMPT.text[:40]
     [failed] = run(pdf, tmp_path / "out", backend)
     assert (failed.status, failed.reason, failed.attempts) == ("failed", "backend_error", 2)
@@ -111,9 +114,9 @@ def test_a_server_failure_is_not_cached_so_a_rerun_asks_again(
 def test_an_unreachable_server_is_not_cached_either(served: Client, engine: FakeEngine, tmp_path: Path) -> None:
     pdf = write_pdf(tmp_path / "a.pdf", [text_page("Prices", ["Widget 10 EUR"])])
     nobody = Client.for_url(f"http://127.0.0.1:{free_port()}", retry=RetryPolicy(attempts=1))
-    [failed] = run(pdf, tmp_path / "out", ClientBackend(nobody, model_id=URL))
+    [failed] = run(pdf, tmp_path / "out", nobody, model_id=URL)
     assert failed.status == "failed" and "Unreachable: cannot reach http://127.0.0.1" in (failed.error or "")
-    [done] = run(pdf, tmp_path / "out", ClientBackend(served, model_id=URL))
+    [done] = run(pdf, tmp_path / "out", served, model_id=URL)
     assert (done.status, done.cached, len(engine.requests)) == ("ok", False, 1)
 
 
@@ -122,7 +125,7 @@ def test_a_page_the_server_refuses_keeps_its_message_and_is_not_sent_again(tmp_p
     engine = FakeEngine()
     app = create_app(ServerSettings(log_level="error", max_body_bytes=10_000), engine)
     with TestClient(app, base_url=URL) as http:
-        backend = ClientBackend(Client.for_url(URL, http_client=http), model_id=URL)
+        backend = Client.for_url(URL, http_client=http)
         [refused] = run(pdf, tmp_path / "out", backend)
         [again] = run(pdf, tmp_path / "out", backend)
     assert (refused.status, refused.reason) == ("failed", "backend_error")
@@ -133,7 +136,7 @@ def test_a_page_the_server_refuses_keeps_its_message_and_is_not_sent_again(tmp_p
 
 def test_text_that_looks_like_an_image_marker_is_refused_before_sending(served: Client, engine: FakeEngine) -> None:
     with pytest.raises(InvalidRequest, match="<ImageHere>, which marks an image"):
-        ClientBackend(served, model_id="m").generate(page_request(anchor="see <ImageHere> below"))
+        served.generate(page_request(anchor="see <ImageHere> below"))
     assert engine.requests == []
 
 

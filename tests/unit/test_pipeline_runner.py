@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from pagescribe.client import Client
+from pagescribe.client.local import LocalTransport
 from pagescribe.engine.fake import FakeEngine
-from pagescribe.pipeline import Conversion, ConvertOptions, EngineBackend, PageRecord, convert
+from pagescribe.pipeline import Conversion, ConvertOptions, PageRecord, convert
 from pagescribe.pipeline.progress import BarProgress, JsonlProgress
 from pagescribe.pipeline.writers import read_jsonl
 from pagescribe.prompts import Prompt
@@ -112,11 +114,11 @@ def test_the_anchor_sends_each_page_its_own_text_layer(twelve: Path, tmp_path: P
     assert "Widget 3" in texts[1] and "3.50 EUR" in texts[1]
 
 
-class CountingBackend(EngineBackend):
-    """Measures how many pages are being generated at the same moment."""
+class CountingBackend(Client):
+    """The in-process client, measuring how many pages are being generated at the same moment."""
 
     def __init__(self, engine: FakeEngine) -> None:
-        super().__init__(engine)
+        super().__init__(LocalTransport(engine, owned=False))
         self.active = 0
         self.peak = 0
         self._lock = threading.Lock()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pagescribe.client import Client
 from pagescribe.engine.fake import FakeEngine
 from pagescribe.pipeline.assemble import DocumentInfo, page_record
 from pagescribe.pipeline.records import PageRecord, Transcription
@@ -12,7 +13,6 @@ from pagescribe.pipeline.render import RenderedPage
 from pagescribe.pipeline.transcribe import (
     ANCHOR_HEADER,
     DEFAULT_PARAMS,
-    EngineBackend,
     TranscribeOptions,
     build_request,
     summarize,
@@ -36,7 +36,7 @@ def run(
 ) -> tuple[FakeEngine, Transcription, PageRecord]:
     engine = FakeEngine(replies=list(replies))
     options = TranscribeOptions(prompt=PROMPT, **opts)
-    attempts = transcribe(EngineBackend(engine), page(1, text_layer=text_layer), options)
+    attempts = transcribe(Client.in_process(engine=engine), page(1, text_layer=text_layer), options)
     result = summarize(attempts, options=options, model_id=engine.model_id)
     record = page_record(
         DocumentInfo("docs/prices.pdf", "00" * 32, "prices"), page(1, text_layer=text_layer), result,
@@ -96,7 +96,7 @@ def test_a_failed_page_without_a_text_layer_has_no_fallback() -> None:
 def test_an_engine_failure_is_a_transient_failed_page_not_an_exception() -> None:
     engine = FakeEngine(fail_on="pdf page")
     options = TranscribeOptions(prompt=PROMPT)
-    attempts = transcribe(EngineBackend(engine), page(1), options)
+    attempts = transcribe(Client.in_process(engine=engine), page(1), options)
     result = summarize(attempts, options=options, model_id=engine.model_id)
     assert (result.status, result.reason, result.transient, result.attempts) == (
         "failed",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pagescribe.engine.options import EngineOptions
 from pagescribe.errors import ModelInvalid, ModelNotFound
 from pagescribe.models import resolve
 from pagescribe.models.files import ModelFiles
@@ -73,7 +74,7 @@ def test_the_environment_and_then_opt_ml_model_are_the_defaults(
     model_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("PAGESCRIBE_MODEL", str(model_dir))
-    assert resolve_model(None).text == model_dir / "weights.gguf"
+    assert resolve_model(EngineOptions().model).text == model_dir / "weights.gguf"
     monkeypatch.delenv("PAGESCRIBE_MODEL")
     monkeypatch.setattr(resolve, "SAGEMAKER_MODEL_DIR", model_dir)
     assert resolve_model(None).text == model_dir / "weights.gguf"

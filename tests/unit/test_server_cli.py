@@ -11,8 +11,9 @@ import pytest
 from click.testing import CliRunner
 from test_server_app import serve, wait_for_state
 
+from pagescribe.cli import serve as cli
 from pagescribe.engine.base import Engine
-from pagescribe.server import cli
+from pagescribe.engine.factory import build_engine
 from pagescribe.server.settings import ServerSettings
 
 
@@ -79,13 +80,13 @@ def test_help_lists_the_options() -> None:
 
 
 def test_the_module_runs_as_a_script() -> None:
-    done = subprocess.run([sys.executable, "-m", "pagescribe.server.cli", "--help"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "pagescribe.cli.serve", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "--model" in done.stdout
 
 
 async def test_a_missing_model_leaves_ping_503_with_the_reason(tmp_path: Path) -> None:
     settings = ServerSettings(model=str(tmp_path / "absent.gguf"))
-    async with serve(cli.build_engine(settings), wait_ready=False) as client:
+    async with serve(build_engine(settings), wait_ready=False) as client:
         ping = await wait_for_state(client, "failed")
     assert ping.status_code == 503
     assert ping.json()["status"] == "failed" and "absent.gguf" in ping.json()["reason"]

@@ -9,17 +9,15 @@ import logging
 import os
 import struct
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from PIL import Image
 from test_server_app import REPLY, dialog, png_b64, serve
 
-from pagescribe.engine.base import CancelToken
 from pagescribe.engine.fake import FakeEngine
 from pagescribe.errors import ContextOverflow
-from pagescribe.types import GenerationRequest, GenerationResult
 
 
 def user(content: str = "hi", **extra: Any) -> dict[str, Any]:
@@ -80,12 +78,8 @@ async def test_openai_route_uses_the_openai_envelope() -> None:
 
 
 async def test_context_overflow_from_the_engine_is_a_400() -> None:
-    class Overflowing(FakeEngine):
-        def stream(self, request: GenerationRequest, *, cancel: CancelToken | None = None) -> Iterator[str]:
-            raise ContextOverflow("the prompt needs 5000 tokens but the context window holds 4096")
-            yield ""
-
-    async with serve(Overflowing()) as client:
+    overflowing = FakeEngine(error=ContextOverflow("the prompt needs 5000 tokens but the context window holds 4096"))
+    async with serve(overflowing) as client:
         plain = await client.post("/invocations", json=dialog())
         streamed = await client.post("/invocations", json=dialog(stream=True))
     for response in (plain, streamed):
@@ -144,8 +138,8 @@ async def test_415_for_other_content_types(path: str, content_type: str) -> None
 
 
 async def test_503_with_retry_after_when_the_queue_is_full() -> None:
-    engine = FakeEngine(reply="slow " * 20, token_delay_s=0.02)
-    async with serve(engine, queue_size=0, retry_after_s=4) as client:
+    engine = FakeEngine(reply="slow " * 20, token_delay_s=0.02, queue_size=0, retry_after_s=4)
+    async with serve(engine) as client:
         running = asyncio.create_task(client.post("/invocations", json=user("first")))
         while not engine.requests:
             await asyncio.sleep(0.005)
@@ -168,13 +162,8 @@ async def test_503_with_retry_after_while_loading() -> None:
 
 
 async def test_500_says_only_internal_error_and_logs_the_details(caplog: pytest.LogCaptureFixture) -> None:
-    class Defective(FakeEngine):
-        def stream(self, request: GenerationRequest, *, cancel: CancelToken | None = None) -> Iterator[str]:
-            raise ZeroDivisionError("secret internals")
-            yield ""
-
     with caplog.at_level(logging.INFO):
-        async with serve(Defective()) as client:
+        async with serve(FakeEngine(error=ZeroDivisionError("secret internals"))) as client:
             response = await client.post("/invocations", json=dialog())
     assert response.status_code == 500
     assert response.json()["error"] == {"type": "server_error", "message": "internal error", "param": None}
@@ -183,14 +172,8 @@ async def test_500_says_only_internal_error_and_logs_the_details(caplog: pytest.
 
 
 async def test_an_engine_failure_mid_stream_ends_the_stream_with_an_error_line() -> None:
-    class Breaking(FakeEngine):
-        def stream(
-            self, request: GenerationRequest, *, cancel: CancelToken | None = None
-        ) -> Iterator[str | GenerationResult]:
-            yield "partial"
-            raise ZeroDivisionError("boom")
-
-    async with serve(Breaking()) as client:
+    breaking = FakeEngine(reply="partial text", error=ZeroDivisionError("boom"), error_after=1)
+    async with serve(breaking) as client:
         lines = (await client.post("/invocations", json=dialog(stream=True))).text.splitlines()
         events = (
             await client.post(

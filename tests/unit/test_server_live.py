@@ -116,12 +116,7 @@ def test_boto3_sees_container_errors_as_model_error(aws_env: None) -> None:
 
 
 def test_a_failure_mid_stream_reaches_boto3_as_model_stream_error(aws_env: None) -> None:
-    class Breaking(FakeEngine):
-        def stream(self, request: Any, *, cancel: Any = None) -> Iterator[Any]:
-            yield "partial"
-            raise ZeroDivisionError("boom")
-
-    with live(Breaking()) as url:
+    with live(FakeEngine(reply="partial text", error=ZeroDivisionError("boom"), error_after=1)) as url:
         client = boto3.client("sagemaker-runtime", endpoint_url=url)
         body = {"inputs": [[{"role": "user", "content": "x"}]], "parameters": {"stream": True}}
         response = client.invoke_endpoint_with_response_stream(EndpointName="e", Body=json.dumps(body))
@@ -199,7 +194,7 @@ def test_a_client_that_disconnects_frees_its_slot() -> None:
 SERVER_SCRIPT = """
 import sys
 from pagescribe.engine.fake import FakeEngine
-from pagescribe.server.cli import run
+from pagescribe.server.run import run
 from pagescribe.server.logging import configure_logging
 from pagescribe.server.settings import ServerSettings
 

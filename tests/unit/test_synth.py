@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from gguf import GGMLQuantizationType, GGUFReader, TokenType
 from gguf.quants import dequantize
 
+from pagescribe.cli.model import model_group
 from pagescribe.models import synth
-from pagescribe.models.cli import model_group
 from pagescribe.models.presets import TensorSpec, tensor_plan
 from pagescribe.models.synth import chat_template, synthesize
 from pagescribe.models.validate import validate_pair

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from gguf import GGUFReader, GGUFValueType
 
 from ggufedit import RNG, KeyEdit, f16, rewrite_gguf
+from pagescribe.cli.model import model_group
 from pagescribe.errors import ModelInvalid, ModelNotFound
-from pagescribe.models.cli import model_group
 from pagescribe.models.files import ModelFiles
 from pagescribe.models.validate import (
     gguf_architecture,

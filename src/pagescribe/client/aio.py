@@ -1,9 +1,8 @@
 """``AsyncClient``: the same interface for asyncio code and batch work.
 
-HTTP runs natively on ``httpx.AsyncClient``; boto3 and the in-process engine are blocking, so their
-transports run on a thread pool of their own (sized to the connections or engine slots, so a big batch
-queues in the event loop instead of piling up threads). ``describe_many`` keeps a fixed number of pages in
-flight and returns every page's result or error, in order.
+HTTP runs natively on ``httpx.AsyncClient``, and the in-process engine posts its events to the caller's loop;
+boto3 is blocking, so its transport runs on a thread pool of its own (one thread per connection).
+``describe_many`` keeps a fixed number of pages in flight and returns every page's result or error, in order.
 """
 
 from __future__ import annotations
@@ -12,41 +11,34 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Unpack
+from typing import Any, Unpack
 
-from pagescribe.client.base import (
+import httpx
+
+from pagescribe.client.client import Client, engine_options
+from pagescribe.client.http import AsyncHttpTransport
+from pagescribe.client.local import AsyncLocalTransport
+from pagescribe.client.payload import DEFAULT_PAYLOAD_LIMIT
+from pagescribe.client.retry import RetryPolicy
+from pagescribe.client.transport import (
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_READ_TIMEOUT_S,
-    Client,
-    DescribeResult,
-    Invocation,
+    AsyncDescriptionStream,
+    AsyncTransport,
+    ImageLike,
+    Item,
     Parameters,
     Transport,
-    make_invocation,
+    make_request,
 )
-from pagescribe.client.payload import DEFAULT_PAYLOAD_LIMIT, ImageLike
-from pagescribe.client.retry import RetryPolicy
+from pagescribe.engine.base import Engine
+from pagescribe.engine.factory import load_engine
+from pagescribe.engine.options import EngineOptions
 from pagescribe.errors import PagescribeError
+from pagescribe.types import GenerationRequest, GenerationResult
 
-if TYPE_CHECKING:
-    import httpx
-
-    from pagescribe.engine.base import Engine
-
-T = TypeVar("T")
 _END = object()
-
-
-class AsyncTransport(Protocol):
-    """``Transport`` for asyncio: ``stream`` resolves once the answer has begun."""
-
-    async def describe(self, call: Invocation) -> DescribeResult: ...
-
-    async def stream(self, call: Invocation) -> AsyncIterator[str | DescribeResult]: ...
-
-    async def aclose(self) -> None: ...
 
 
 class ThreadedTransport:
@@ -54,20 +46,21 @@ class ThreadedTransport:
 
     def __init__(self, transport: Transport, *, max_workers: int) -> None:
         self.transport = transport
+        self.image_limits = transport.image_limits
         self._pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="pagescribe-client")
 
     async def _run(self, func: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
 
-    async def describe(self, call: Invocation) -> DescribeResult:
-        result: DescribeResult = await self._run(self.transport.describe, call)
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        result: GenerationResult = await self._run(self.transport.generate, request)
         return result
 
-    async def stream(self, call: Invocation) -> AsyncIterator[str | DescribeResult]:
-        items: Iterator[str | DescribeResult] = await self._run(self.transport.stream, call)
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Item]:
+        items: Iterator[Item] = await self._run(self.transport.stream, request)
         return self._iterate(items)
 
-    async def _iterate(self, items: Iterator[str | DescribeResult]) -> AsyncIterator[str | DescribeResult]:
+    async def _iterate(self, items: Iterator[Item]) -> AsyncIterator[Item]:
         try:
             while (item := await self._run(next, items, _END)) is not _END:
                 yield item
@@ -79,45 +72,6 @@ class ThreadedTransport:
     async def aclose(self) -> None:
         await self._run(self.transport.close)
         self._pool.shutdown(wait=False)
-
-
-class AsyncDescriptionStream:
-    """The text of one answer as it is generated (``async for``); ``result`` holds the whole answer after."""
-
-    def __init__(self, items: AsyncIterator[str | DescribeResult]) -> None:
-        self._items = items
-        self._result: DescribeResult | None = None
-
-    def __aiter__(self) -> AsyncDescriptionStream:
-        return self
-
-    async def __anext__(self) -> str:
-        if self._result is not None:
-            raise StopAsyncIteration
-        item = await anext(self._items)
-        if isinstance(item, DescribeResult):
-            self._result = item
-            await self.aclose()
-            raise StopAsyncIteration
-        return item
-
-    @property
-    def result(self) -> DescribeResult:
-        """The complete answer; available once the stream has been read to its end."""
-        if self._result is None:
-            raise RuntimeError("the stream has not ended yet: iterate over it first")
-        return self._result
-
-    async def aclose(self) -> None:
-        close = getattr(self._items, "aclose", None)
-        if close is not None:
-            await close()
-
-    async def __aenter__(self) -> AsyncDescriptionStream:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
 
 class AsyncClient:
@@ -172,8 +126,6 @@ class AsyncClient:
         max_connections: int = 10,
     ) -> AsyncClient:
         """A pagescribe server over ``httpx.AsyncClient``; see ``Client.for_url``."""
-        from pagescribe.client.http import AsyncHttpTransport
-
         return cls(
             AsyncHttpTransport(
                 url,
@@ -192,30 +144,36 @@ class AsyncClient:
         cls,
         model: str | os.PathLike[str] | None = None,
         *,
-        mmproj: str | None = None,
-        n_ctx: int = 4096,
-        n_threads: int | None = None,
-        chat_template_file: Path | None = None,
         engine: Engine | None = None,
+        options: EngineOptions | None = None,
+        **settings: Any,
     ) -> AsyncClient:
         """The model in this process (loaded now, blocking); see ``Client.in_process``."""
-        sync = Client.in_process(
-            model, mmproj=mmproj, n_ctx=n_ctx, n_threads=n_threads, chat_template_file=chat_template_file, engine=engine
-        )
-        slots = getattr(getattr(sync.transport, "engine", None), "slots", 1)
-        return cls(ThreadedTransport(sync.transport, max_workers=slots))
+        if engine is not None:
+            return cls(AsyncLocalTransport(engine, owned=False))
+        return cls(AsyncLocalTransport(load_engine(engine_options(model, options, settings)), owned=True))
 
     async def describe(
         self, image: ImageLike | Sequence[ImageLike], *, prompt: str | None = None, **parameters: Unpack[Parameters]
-    ) -> DescribeResult:
+    ) -> GenerationResult:
         """Describe one image or several; see ``Client.describe``."""
-        return await self.transport.describe(make_invocation(image, prompt, parameters))
+        return await self.transport.generate(self.request(image, prompt, parameters))
 
     async def stream(
         self, image: ImageLike | Sequence[ImageLike], *, prompt: str | None = None, **parameters: Unpack[Parameters]
     ) -> AsyncDescriptionStream:
         """Start an answer and return its text stream once it has begun; see ``Client.stream``."""
-        return AsyncDescriptionStream(await self.transport.stream(make_invocation(image, prompt, parameters)))
+        return AsyncDescriptionStream(await self.transport.stream(self.request(image, prompt, parameters)))
+
+    def request(
+        self, image: ImageLike | Sequence[ImageLike], prompt: str | None, parameters: Parameters
+    ) -> GenerationRequest:
+        """The request ``describe`` would send; see ``Client.request``."""
+        return make_request(image, prompt, parameters, limits=self.transport.image_limits)
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        """Answer a request built by the caller; see ``Client.generate``."""
+        return await self.transport.generate(request)
 
     async def describe_many(
         self,
@@ -224,23 +182,22 @@ class AsyncClient:
         prompt: str | None = None,
         concurrency: int = 4,
         **parameters: Unpack[Parameters],
-    ) -> list[DescribeResult | PagescribeError]:
+    ) -> list[GenerationResult | PagescribeError]:
         """Describe each item (one image, or a sequence for one request), ``concurrency`` at a time.
 
         Returns, in input order, each result or the ``PagescribeError`` that item got: one bad page does not
         sink the batch. Any other exception (a bug) is raised.
         """
-        calls = [make_invocation(item, prompt, parameters) for item in images]
         gate = asyncio.Semaphore(max(1, concurrency))
 
-        async def one(call: Invocation) -> DescribeResult | PagescribeError:
+        async def one(item: ImageLike | Sequence[ImageLike]) -> GenerationResult | PagescribeError:
             async with gate:
-                try:
-                    return await self.transport.describe(call)
+                try:  # images are read and decoded in turn, not all at once
+                    return await self.transport.generate(self.request(item, prompt, parameters))
                 except PagescribeError as exc:
                     return exc
 
-        return list(await asyncio.gather(*(one(call) for call in calls)))
+        return list(await asyncio.gather(*(one(item) for item in images)))
 
     async def aclose(self) -> None:
         """Release connections, threads (and the model, when the client loaded it)."""

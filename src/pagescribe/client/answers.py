@@ -1,20 +1,27 @@
-"""Format-A answers into ``DescribeResult``: the complete JSON list, or the streamed JSON lines."""
+"""Format-A answers into ``GenerationResult``: the complete JSON list, or the streamed JSON lines."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, cast, get_args
 
-from pagescribe.client.base import DescribeResult
 from pagescribe.errors import EngineError
-from pagescribe.types import Timings, Usage
+from pagescribe.types import FinishReason, GenerationResult, Timings, Usage
 from pagescribe.wire.errors import exception_for
 
 _TIMINGS = ("image_encode_ms", "prompt_ms", "generate_ms")
+_FINISH_REASONS: frozenset[str] = frozenset(get_args(FinishReason))
 
 
-def result_from_json(data: Any, *, source: str) -> DescribeResult:
+def finish_reason(value: Any) -> FinishReason:
+    """The answer's finish reason; one outside pagescribe's vocabulary (another server's) ends a complete text,
+    so it counts as a stop."""
+    reason = str(value or "stop")
+    return cast(FinishReason, reason) if reason in _FINISH_REASONS else "stop"
+
+
+def result_from_json(data: Any, *, source: str) -> GenerationResult:
     """The first (only) answer of a format-A response list, or a streamed final line."""
     answer = data[0] if isinstance(data, list) and data else data
     if not isinstance(answer, Mapping) or not isinstance(answer.get("generated_text"), str):
@@ -22,9 +29,9 @@ def result_from_json(data: Any, *, source: str) -> DescribeResult:
     usage = _mapping(answer.get("usage"))
     timings = _mapping(answer.get("timings"))
     try:
-        return DescribeResult(
+        return GenerationResult(
             text=answer["generated_text"],
-            finish_reason=str(answer.get("finish_reason") or "stop"),
+            finish_reason=finish_reason(answer.get("finish_reason")),
             usage=Usage(
                 prompt_tokens=int(usage.get("prompt_tokens", 0)),
                 completion_tokens=int(usage.get("completion_tokens", 0)),
@@ -41,7 +48,7 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def result_from_body(body: bytes, *, source: str) -> DescribeResult:
+def result_from_body(body: bytes, *, source: str) -> GenerationResult:
     """A complete (non-streamed) response body."""
     return result_from_json(_json(body, source=source), source=source)
 
@@ -55,7 +62,7 @@ def _json(line: bytes | str, *, source: str) -> Any:
 
 
 class LineDecoder:
-    """Streamed format-A lines -> text pieces, then one ``DescribeResult``.
+    """Streamed format-A lines -> text pieces, then one ``GenerationResult``.
 
     Lines are ``{"token": {"text": ...}}`` pieces, a final line with ``generated_text``, or an
     ``{"error": {...}}`` line when generation failed after the answer began (raised as its exception).
@@ -65,23 +72,23 @@ class LineDecoder:
     def __init__(self, *, source: str) -> None:
         self._source = source
         self._buffer = b""
-        self.result: DescribeResult | None = None
+        self.result: GenerationResult | None = None
 
-    def feed(self, data: bytes) -> Iterator[str | DescribeResult]:
+    def feed(self, data: bytes) -> Iterator[str | GenerationResult]:
         """Decode every complete line in ``data`` (plus what earlier calls left over)."""
         self._buffer += data
         *lines, self._buffer = self._buffer.split(b"\n")
         for line in lines:
             yield from self.line(line)
 
-    def finish(self) -> Iterator[str | DescribeResult]:
+    def finish(self) -> Iterator[str | GenerationResult]:
         """Decode what is left; a stream that ended without its final line is an ``EngineError``."""
         rest, self._buffer = self._buffer, b""
         yield from self.line(rest)
         if self.result is None:
             raise EngineError(f"{self._source} ended the stream before the final answer (connection lost?)")
 
-    def line(self, line: bytes | str) -> Iterator[str | DescribeResult]:
+    def line(self, line: bytes | str) -> Iterator[str | GenerationResult]:
         """Decode one complete line."""
         if not line.strip():
             return

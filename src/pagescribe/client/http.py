@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import httpx
 
 from pagescribe import __version__
 from pagescribe.client import retry
 from pagescribe.client.answers import LineDecoder, result_from_body
-from pagescribe.client.base import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S, DescribeResult, Invocation
 from pagescribe.client.errors import (
     RETRY_STATUSES,
     ClientConfigError,
@@ -28,6 +26,14 @@ from pagescribe.client.errors import (
 )
 from pagescribe.client.payload import DEFAULT_PAYLOAD_LIMIT, build_body
 from pagescribe.client.retry import RetryPolicy, TryAgain
+from pagescribe.client.transport import (
+    CHECK_LIMITS,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_READ_TIMEOUT_S,
+    Item,
+)
+from pagescribe.types import GenerationRequest, GenerationResult
 
 JSON = "application/json"
 JSON_LINES = "application/jsonlines"
@@ -76,6 +82,9 @@ def status_failure(response: httpx.Response, content: bytes, *, url: str) -> Exc
 class HttpTransport:
     """Blocking transport over ``httpx.Client``."""
 
+    image_limits = CHECK_LIMITS
+    concurrency = DEFAULT_CONCURRENCY
+
     def __init__(
         self,
         url: str,
@@ -88,6 +97,7 @@ class HttpTransport:
         http_client: httpx.Client | None = None,
     ) -> None:
         self.url = invocations_url(url)
+        self.target = self.url.removesuffix("/invocations")
         self.retry = retry or RetryPolicy()
         self.payload_limit = payload_limit
         self._headers = headers
@@ -96,14 +106,13 @@ class HttpTransport:
             timeout=timeout(read_timeout_s=read_timeout_s, connect_timeout_s=connect_timeout_s)
         )
 
-    def describe(self, call: Invocation) -> DescribeResult:
-        body = build_body(call.prompt, call.images, call.parameters, payload_limit=self.payload_limit)
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        body = build_body(request, payload_limit=self.payload_limit)
         response = retry.call(lambda: self._send(body, stream=False), self.retry, what=f"POST {self.url}")
         return result_from_body(response.content, source=self.url)
 
-    def stream(self, call: Invocation) -> Iterator[str | DescribeResult]:
-        parameters = {**call.parameters, "stream": True}
-        body = build_body(call.prompt, call.images, parameters, payload_limit=self.payload_limit)
+    def stream(self, request: GenerationRequest) -> Iterator[Item]:
+        body = build_body(request, payload_limit=self.payload_limit, stream=True)
         response = retry.call(lambda: self._send(body, stream=True), self.retry, what=f"POST {self.url}")
         return self._read(response)
 
@@ -130,7 +139,7 @@ class HttpTransport:
             raise transport_failure(exc, url=self.url) from exc
         return response
 
-    def _read(self, response: httpx.Response) -> Iterator[str | DescribeResult]:
+    def _read(self, response: httpx.Response) -> Iterator[Item]:
         decoder = LineDecoder(source=self.url)
         try:
             for chunk in response.iter_bytes():
@@ -149,6 +158,8 @@ class HttpTransport:
 
 class AsyncHttpTransport:
     """The same over ``httpx.AsyncClient``; images are encoded on a worker thread."""
+
+    image_limits = CHECK_LIMITS
 
     def __init__(
         self,
@@ -172,21 +183,15 @@ class AsyncHttpTransport:
             limits=httpx.Limits(max_connections=max_connections),
         )
 
-    async def describe(self, call: Invocation) -> DescribeResult:
-        body = await self._body(call, {})
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        body = await asyncio.to_thread(build_body, request, payload_limit=self.payload_limit)
         response = await retry.acall(lambda: self._send(body, stream=False), self.retry, what=f"POST {self.url}")
         return result_from_body(response.content, source=self.url)
 
-    async def stream(self, call: Invocation) -> AsyncIterator[str | DescribeResult]:
-        body = await self._body(call, {"stream": True})
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Item]:
+        body = await asyncio.to_thread(build_body, request, payload_limit=self.payload_limit, stream=True)
         response = await retry.acall(lambda: self._send(body, stream=True), self.retry, what=f"POST {self.url}")
         return self._read(response)
-
-    async def _body(self, call: Invocation, extra: dict[str, Any]) -> bytes:
-        parameters = {**call.parameters, **extra}
-        return await asyncio.to_thread(
-            build_body, call.prompt, call.images, parameters, payload_limit=self.payload_limit
-        )
 
     async def _send(self, body: bytes, *, stream: bool) -> httpx.Response:
         request = self._client.build_request(
@@ -202,7 +207,7 @@ class AsyncHttpTransport:
             raise transport_failure(exc, url=self.url) from exc
         return response
 
-    async def _read(self, response: httpx.Response) -> AsyncIterator[str | DescribeResult]:
+    async def _read(self, response: httpx.Response) -> AsyncIterator[Item]:
         decoder = LineDecoder(source=self.url)
         try:
             async for chunk in response.aiter_bytes():

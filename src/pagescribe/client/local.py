@@ -1,85 +1,103 @@
 """The engine in this process as a transport: no network, no payload limit, the same interface and errors.
 
-Images are decoded with the server's decoder and limits, the prompt's ``<ImageHere>`` markers are placed by
-the server's own rule, and parameters are read by the server's own model, so a request behaves the same
-in process as over the wire.
+Images are decoded with the server's decoder and limits (``LOCAL_LIMITS``), the prompt's ``<ImageHere>`` markers
+are placed by the server's own rule, and parameters are read by the server's own model, so a request behaves the
+same in process as over the wire. Requests go straight to the engine's queue, which decides what runs and what
+waits; a blocking caller waits for room there, an asyncio caller gets its events on its own loop (no threads).
 """
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Iterator
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Iterator
 
-from PIL import Image
-
-from pagescribe.client.base import DescribeResult, Invocation
-from pagescribe.client.payload import ImageLike, label, read_image_bytes
-from pagescribe.engine.base import CancelToken, Engine
-from pagescribe.errors import EngineError
-from pagescribe.images import ImageLimits, decode_image, image_from_pil
-from pagescribe.types import GenerationRequest, GenerationResult, ImageInput, Message
-from pagescribe.wire.params import SamplingFields
-from pagescribe.wire.sagemaker import place_images
+from pagescribe.engine import sinks
+from pagescribe.engine.base import Engine
+from pagescribe.engine.sinks import AsyncEvents, Item
+from pagescribe.errors import Overloaded
+from pagescribe.images import ImageLimits, image_from_pil, to_pil
+from pagescribe.types import GenerationRequest, GenerationResult, ImageInput, ImagePart, Message
 
 #: The server's pixel cap and downscaling; no byte cap, since nothing travels.
 LOCAL_LIMITS = ImageLimits(max_bytes=2**40)
 
 
-def to_image_input(image: ImageLike, *, index: int) -> ImageInput:
-    """Any accepted image form as verified RGB pixels (``ImageError`` naming the file when it is not)."""
-    if isinstance(image, ImageInput):
+def fit_images(request: GenerationRequest, *, max_side: int | None = LOCAL_LIMITS.max_side) -> GenerationRequest:
+    """``request`` with every image larger than ``max_side`` downscaled to it, as the server would."""
+    if max_side is None or all(max(i.width, i.height) <= max_side for i in request.images):
+        return request
+    messages = tuple(
+        Message(m.role, tuple(ImagePart(_fit(p.image, max_side)) if isinstance(p, ImagePart) else p for p in m.parts))
+        for m in request.messages
+    )
+    return dataclasses.replace(request, messages=messages)
+
+
+def _fit(image: ImageInput, max_side: int) -> ImageInput:
+    if max(image.width, image.height) <= max_side:
         return image
-    if isinstance(image, Image.Image):
-        return image_from_pil(image, max_side=LOCAL_LIMITS.max_side)
-    data = read_image_bytes(image) if isinstance(image, str | os.PathLike) else bytes(image)
-    return decode_image(data, limits=LOCAL_LIMITS, source=label(image, index))
-
-
-def generation_request(call: Invocation) -> GenerationRequest:
-    """The engine's request for ``call``, built as the server builds it from format A."""
-    fields = SamplingFields.model_validate(call.parameters)
-    images = [to_image_input(image, index=i) for i, image in enumerate(call.images)]
-    message = Message("user", place_images(call.prompt, images, where="prompt"))
-    return GenerationRequest(messages=(message,), params=fields.sampling_params(), time_limit_s=fields.time_limit_s)
+    return dataclasses.replace(image_from_pil(to_pil(image), max_side=max_side), origin=image.origin)
 
 
 class LocalTransport:
-    """Runs invocations on ``engine``; at most ``engine.slots`` at once, the rest wait their turn."""
+    """Runs requests on ``engine``; ``owned``: the transport loaded it, and closes it."""
+
+    image_limits = LOCAL_LIMITS
 
     def __init__(self, engine: Engine, *, owned: bool) -> None:
         self.engine = engine
         self._owned = owned
-        self._slots = threading.BoundedSemaphore(max(1, engine.slots))
 
-    def describe(self, call: Invocation) -> DescribeResult:
-        for item in self._run(generation_request(call)):
-            if isinstance(item, DescribeResult):
-                return item
-        raise EngineError("the engine ended without a result")  # pragma: no cover - _run always ends with one
+    @property
+    def concurrency(self) -> int:
+        return max(1, self.engine.slots)
 
-    def stream(self, call: Invocation) -> Iterator[str | DescribeResult]:
-        # The request is built now, so a bad image fails here rather than at the first read.
-        return self._run(generation_request(call))
+    @property
+    def target(self) -> str:
+        return f"local:{self.engine.model_id}"
 
-    def _run(self, request: GenerationRequest) -> Iterator[str | DescribeResult]:
-        cancel = CancelToken()
-        with self._slots:
-            items = self.engine.stream(request, cancel=cancel)
-            try:
-                for item in items:
-                    if isinstance(item, GenerationResult):
-                        yield DescribeResult.from_generation(item)
-                        return
-                    yield item
-            finally:
-                # A reader that stops early (closes the stream) stops the generation and frees the slot.
-                cancel.cancel()
-                close = getattr(items, "close", None)
-                if close is not None:
-                    close()
-        raise EngineError("the engine ended without a result")
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        return sinks.collect(self.engine, fit_images(request))
+
+    def stream(self, request: GenerationRequest) -> Iterator[Item]:
+        # Submitted now, so a refused request fails here rather than at the first read.
+        return sinks.stream(self.engine, fit_images(request))
+
+    def model_id(self) -> str | None:
+        return self.engine.model_id
 
     def close(self) -> None:
         if self._owned:
             self.engine.close()
+
+
+class AsyncLocalTransport:
+    """The same for asyncio: the engine posts each event to the caller's loop."""
+
+    image_limits = LOCAL_LIMITS
+
+    def __init__(self, engine: Engine, *, owned: bool) -> None:
+        self.engine = engine
+        self._owned = owned
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        events = await self._submit(request)
+        return await events.result()
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Item]:
+        events = await self._submit(request)
+        return events.events()
+
+    async def _submit(self, request: GenerationRequest) -> AsyncEvents:
+        events = AsyncEvents(asyncio.get_running_loop())
+        work = events.work(fit_images(request))
+        try:
+            self.engine.submit([work])
+        except Overloaded:  # wait for room, as blocking callers do, on a thread so the loop goes on meanwhile
+            await asyncio.to_thread(self.engine.submit, [work], wait=True)
+        return events
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await asyncio.to_thread(self.engine.close)

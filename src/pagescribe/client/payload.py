@@ -12,29 +12,22 @@ from __future__ import annotations
 import base64
 import json
 import math
-import os
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from pagescribe.errors import ImageError, PayloadTooLarge
-from pagescribe.images import ImageLimits, decode_image, encode_image, image_from_pil, to_pil
-from pagescribe.types import ImageInput
+from pagescribe.errors import InvalidRequest, PayloadTooLarge
+from pagescribe.images import encode_image, to_pil
+from pagescribe.types import GenerationRequest, ImageInput, ImagePart, Message
 
 #: SageMaker's real-time InvokeEndpoint limit ("6 MB"), read as decimal megabytes to be safe either way.
 DEFAULT_PAYLOAD_LIMIT = 6_000_000
 #: Below this longer side a page is no longer worth sending; the request is refused instead.
 MIN_SIDE = 256
-#: What the client accepts as one image: a file path, encoded bytes, a Pillow image or a decoded image.
-ImageLike = str | os.PathLike[str] | bytes | bytearray | memoryview | Image.Image | ImageInput
-
-# The client checks files but leaves sizing to the server: no byte cap (the payload limit is the cap), no
-# downscaling; the pixel cap guards against decompression bombs in the client process.
-_CHECK_LIMITS = ImageLimits(max_bytes=2**40, max_side=None)
+#: The marker format A places an image with; request text cannot hold it (the wire has no escape for it).
+IMAGE_MARKER = "<ImageHere>"
 _KEEP_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
 
 
@@ -52,53 +45,13 @@ class PreparedImage:
     pixels: ImageInput
 
 
-def is_single_image(value: object) -> bool:
-    """Whether ``value`` is one image (as opposed to a sequence of them)."""
-    return isinstance(value, str | os.PathLike | bytes | bytearray | memoryview | Image.Image | ImageInput)
-
-
-def as_image_list(images: ImageLike | Sequence[ImageLike]) -> tuple[ImageLike, ...]:
-    """One image or several, as a tuple."""
-    if is_single_image(images):
-        return (images,)  # type: ignore[return-value]  # narrowed by is_single_image
-    return tuple(images)  # type: ignore[arg-type]
-
-
-def label(image: ImageLike, index: int) -> str:
-    """How errors and warnings name an image: its path, else its position."""
-    if isinstance(image, str | os.PathLike):
-        return os.fspath(image)
-    return f"image {index + 1}"
-
-
-def read_image_bytes(image: str | os.PathLike[str]) -> bytes:
-    """A file's bytes; a missing or unreadable file is an ``ImageError`` naming it."""
-    path = Path(image)
-    try:
-        return path.read_bytes()
-    except FileNotFoundError as exc:
-        raise ImageError(f"{path}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise ImageError(f"{path}: is a directory, not an image file") from exc
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read the file: {exc.strerror or exc}") from exc
-
-
-def prepare(image: ImageLike, *, index: int) -> PreparedImage:
-    """Read and verify one image; encoded inputs keep their bytes, decoded ones become PNG."""
-    source = label(image, index)
-    if isinstance(image, ImageInput):
-        return PreparedImage(source, encode_image(image), "PNG", image)
-    if isinstance(image, Image.Image):
-        pixels = image_from_pil(image, max_side=None)
-        return PreparedImage(source, encode_image(pixels), "PNG", pixels)
-    data = read_image_bytes(image) if isinstance(image, str | os.PathLike) else bytes(image)
-    pixels = decode_image(data, limits=_CHECK_LIMITS, source=source)
-    fmt = _format_of(data)
-    if fmt not in _KEEP_FORMATS:
-        # BMP, TIFF and GIF travel as PNG: lossless, far smaller, and one frame is all the model sees.
-        return PreparedImage(source, encode_image(pixels), "PNG", pixels)
-    return PreparedImage(source, data, fmt, pixels)
+def prepare(image: ImageInput, *, source: str) -> PreparedImage:
+    """The bytes to send for ``image``: the file it came from when that is PNG, JPEG or WebP, else a PNG
+    (BMP, TIFF and GIF travel as PNG: lossless, far smaller, and one frame is all the model sees)."""
+    fmt = _format_of(image.encoded) if image.encoded else "OTHER"
+    if image.encoded and fmt in _KEEP_FORMATS:
+        return PreparedImage(source, image.encoded, fmt, image)
+    return PreparedImage(source, encode_image(image), "PNG", image)
 
 
 def _format_of(data: bytes) -> str:
@@ -111,33 +64,60 @@ def _format_of(data: bytes) -> str:
     return "OTHER"
 
 
+def wire_parameters(request: GenerationRequest) -> dict[str, Any]:
+    """Format A's ``parameters`` for the request: the sampling fields its caller set (all of them for parameters
+    built in code), and its time budget."""
+    params = request.params
+    values = params.as_dict()
+    names = params.given if params.given is not None else [n for n, v in values.items() if v not in (None, [])]
+    out = {name: values[name] for name in values if name in names}
+    if "stop" in out:
+        out["stop"] = list(params.stop)
+    if request.time_limit_s is not None:
+        out["time_limit_s"] = request.time_limit_s
+    return out
+
+
 def build_body(
-    prompt: str,
-    images: Sequence[ImageLike],
-    parameters: dict[str, Any],
-    *,
-    payload_limit: int | None = DEFAULT_PAYLOAD_LIMIT,
+    request: GenerationRequest, *, payload_limit: int | None = DEFAULT_PAYLOAD_LIMIT, stream: bool = False
 ) -> bytes:
-    """The format-A request body (one dialog, one user turn) that fits ``payload_limit`` bytes.
+    """The format-A body (one dialog: the request's messages) that fits ``payload_limit`` bytes.
 
-    Without ``<ImageHere>`` markers in ``prompt`` the server puts the images before the text (LLaVA's
-    layout); with markers, each image goes where its marker is.
+    A message whose images all come before its text is sent without markers (the server puts images first);
+    otherwise ``<ImageHere>`` marks where each image goes.
     """
-    prepared = [prepare(image, index=i) for i, image in enumerate(images)]
+    images = [part.image for message in request.messages for part in message.parts if isinstance(part, ImagePart)]
+    prepared = [prepare(image, source=image.origin or f"image {i + 1}") for i, image in enumerate(images)]
+    parameters = {**wire_parameters(request), **({"stream": True} if stream else {})}
     if payload_limit is not None:
-        overhead = len(_body(prompt, ["" for _ in prepared], parameters))
+        overhead = len(_body(request.messages, ["" for _ in prepared], parameters))
         prepared = fit(prepared, base64_budget=payload_limit - overhead, payload_limit=payload_limit)
-    return _body(prompt, [base64.b64encode(p.data).decode("ascii") for p in prepared], parameters)
+    return _body(request.messages, [base64.b64encode(p.data).decode("ascii") for p in prepared], parameters)
 
 
-def _body(prompt: str, encoded: list[str], parameters: dict[str, Any]) -> bytes:
-    message: dict[str, Any] = {"role": "user", "content": prompt}
-    if len(encoded) == 1:
-        message["image"] = encoded[0]
-    elif encoded:
-        message["images"] = encoded
-    body = {"inputs": [[message]], "parameters": parameters}
+def _body(messages: tuple[Message, ...], encoded: list[str], parameters: dict[str, Any]) -> bytes:
+    dialog = []
+    remaining = iter(encoded)
+    for message in messages:
+        mine = [next(remaining) for _ in message.images]
+        entry: dict[str, Any] = {"role": message.role, "content": _content(message)}
+        if len(mine) == 1:
+            entry["image"] = mine[0]
+        elif mine:
+            entry["images"] = mine
+        dialog.append(entry)
+    body = {"inputs": [dialog], "parameters": parameters}
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _content(message: Message) -> str:
+    texts = [part.text for part in message.parts if not isinstance(part, ImagePart)]
+    if any(IMAGE_MARKER in text for text in texts):
+        raise InvalidRequest(f"the text sent with the page contains {IMAGE_MARKER}, which marks an image")
+    kinds = [isinstance(part, ImagePart) for part in message.parts]
+    if kinds == sorted(kinds, reverse=True):  # images first (or none): the server's default layout
+        return "".join(texts)
+    return "".join(IMAGE_MARKER if isinstance(part, ImagePart) else part.text for part in message.parts)
 
 
 def base64_size(size: int) -> int:

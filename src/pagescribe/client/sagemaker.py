@@ -17,7 +17,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pagescribe import __version__
 from pagescribe.client import retry
 from pagescribe.client.answers import LineDecoder, result_from_body
-from pagescribe.client.base import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S, DescribeResult, Invocation
 from pagescribe.client.errors import (
     RETRY_STATUSES,
     ClientConfigError,
@@ -29,6 +28,13 @@ from pagescribe.client.errors import (
 )
 from pagescribe.client.payload import DEFAULT_PAYLOAD_LIMIT, build_body
 from pagescribe.client.retry import RetryPolicy, TryAgain
+from pagescribe.client.transport import (
+    CHECK_LIMITS,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_READ_TIMEOUT_S,
+    Item,
+)
 from pagescribe.errors import (
     EngineError,
     InvalidRequest,
@@ -37,6 +43,7 @@ from pagescribe.errors import (
     PagescribeError,
     ServiceUnavailable,
 )
+from pagescribe.types import GenerationRequest, GenerationResult
 
 JSON = "application/json"
 _THROTTLED = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"})
@@ -87,6 +94,9 @@ def runtime_client(
 class SageMakerTransport:
     """Blocking transport over boto3. The boto3 client is thread-safe, so ``AsyncClient`` shares one."""
 
+    image_limits = CHECK_LIMITS
+    concurrency = DEFAULT_CONCURRENCY
+
     def __init__(
         self,
         endpoint_name: str,
@@ -102,6 +112,7 @@ class SageMakerTransport:
         client: Any = None,
     ) -> None:
         self.endpoint_name = endpoint_name
+        self.target = f"sagemaker:{endpoint_name}"
         self.source = f"endpoint {endpoint_name!r}"
         self.retry = retry or RetryPolicy()
         self.payload_limit = payload_limit
@@ -114,14 +125,13 @@ class SageMakerTransport:
             max_connections=max_connections,
         )
 
-    def describe(self, call: Invocation) -> DescribeResult:
-        body = build_body(call.prompt, call.images, call.parameters, payload_limit=self.payload_limit)
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        body = build_body(request, payload_limit=self.payload_limit)
         response = retry.call(lambda: self._call("invoke_endpoint", body, accept=JSON), self.retry, what=self.source)
         return result_from_body(response["Body"].read(), source=self.source)
 
-    def stream(self, call: Invocation) -> Iterator[str | DescribeResult]:
-        parameters = {**call.parameters, "stream": True}
-        body = build_body(call.prompt, call.images, parameters, payload_limit=self.payload_limit)
+    def stream(self, request: GenerationRequest) -> Iterator[Item]:
+        body = build_body(request, payload_limit=self.payload_limit, stream=True)
         response = retry.call(
             lambda: self._call("invoke_endpoint_with_response_stream", body, accept="application/jsonlines"),
             self.retry,
@@ -137,7 +147,7 @@ class SageMakerTransport:
         except (ClientError, BotoCoreError) as exc:
             raise aws_failure(exc, source=self.source) from exc
 
-    def _read(self, events: Any) -> Iterator[str | DescribeResult]:
+    def _read(self, events: Any) -> Iterator[Item]:
         decoder = LineDecoder(source=self.source)
         try:
             for event in events:
@@ -155,6 +165,10 @@ class SageMakerTransport:
             raise Unreachable(f"the response stream from {self.source} broke off: {exc}") from exc
         finally:
             events.close()
+
+    def model_id(self) -> str | None:
+        """SageMaker's runtime cannot tell which model an endpoint serves."""
+        return None
 
     def close(self) -> None:
         self._client.close()

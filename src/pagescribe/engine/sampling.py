@@ -13,7 +13,7 @@ PENALTY_LAST_N = 64
 
 
 class Sampler:
-    """Owns one native sampler chain; use as a context manager so it is always freed."""
+    """Owns one native sampler chain; ``close`` frees it (the slot that uses it closes it when its request ends)."""
 
     def __init__(self, model: Any, vocab: Any, params: SamplingParams) -> None:
         import llama_cpp

@@ -1,12 +1,13 @@
-"""Continuous batching: N slots share one model and one context, driven by one thread.
+"""Continuous batching: N slots share one model and one context, driven by one thread that owns the queue.
 
+Callers on any thread submit work to ``queue`` (``queue.py``: bounded, all or none); the loop takes it from there.
 Each step builds one batch holding the next token of every generating slot plus prompt tokens of newly admitted
 slots (bounded by the batch size, so a long prompt never stalls the others), and at most one bounded piece of an
-image's embeddings; then samples every slot that produced logits. Requests that share a leading prompt reuse its
-KV cells (prefix cache; a request whose prefix another slot is evaluating waits for it; a reused prefix no slot
-keeps any more is saved to host memory, ``prefixes.py``); identical images reuse their embeddings (image cache).
-
-Callers on any thread use ``submit``, which returns an iterator over text pieces and the final result.
+image's embeddings; then samples every slot that produced logits and hands each new piece straight to its
+request's sink. Requests that share a leading prompt reuse its KV cells (prefix cache; a request whose prefix
+another slot is evaluating waits for it; a reused prefix no slot keeps any more is saved to host memory,
+``prefixes.py``); identical images reuse their embeddings (image cache). Cancellation and each request's deadline
+are checked every step.
 """
 
 from __future__ import annotations
@@ -14,83 +15,56 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Iterator
 
-from pagescribe.engine.base import CancelToken, Deadline
+from pagescribe.engine.base import Health
 from pagescribe.engine.embeddings import EmbeddingCache, ImageDecoder
 from pagescribe.engine.native import NativeModel, TokenBatch
+from pagescribe.engine.options import EngineOptions
 from pagescribe.engine.prefixes import MIN_SHARED_POSITIONS, SavedPrefixes
 from pagescribe.engine.prompt import ChatTemplate
+from pagescribe.engine.queue import Heartbeat, Job, WorkQueue
 from pagescribe.engine.sampling import Sampler
-from pagescribe.engine.slots import Job, Slot, best_prefix
+from pagescribe.engine.slots import Slot, best_prefix
 from pagescribe.engine.textstream import TextStream
 from pagescribe.engine.tokens import ImageKey, TokenizedPrompt, common_prefix, span
 from pagescribe.errors import ContextOverflow, EngineError, NotReady
-from pagescribe.types import FinishReason, GenerationRequest, GenerationResult, Timings, Usage
+from pagescribe.types import FinishReason, GenerationResult
 
 log = logging.getLogger("pagescribe.engine")
+
+MiB = 1024 * 1024
 
 
 class BatchScheduler:
     """Owns ``native`` after construction; ``close`` stops the thread and fails what is still waiting."""
 
-    def __init__(
-        self,
-        native: NativeModel,
-        template: ChatTemplate,
-        *,
-        n_slots: int,
-        n_ctx_slot: int,
-        n_batch: int,
-        image_cache_bytes: int,
-        prefix_cache_bytes: int,
-        model_id: str,
-    ) -> None:
+    def __init__(self, native: NativeModel, template: ChatTemplate, *, options: EngineOptions, model_id: str) -> None:
         self.native = native
         self.template = template
-        self.n_ctx_slot = n_ctx_slot
-        self.n_batch = n_batch
+        self.n_ctx_slot = options.ctx
+        self.n_batch = options.batch_size
         self.model_id = model_id
-        self.slots = [Slot(seq=i) for i in range(n_slots)]
-        self.images = ImageDecoder(native, step=n_batch, cache=EmbeddingCache(image_cache_bytes))
-        self.saved = SavedPrefixes(prefix_cache_bytes)
-        self._batch = TokenBatch(n_batch)
-        self._waiting: deque[Job] = deque()
-        self._wake = threading.Condition()
-        self._closed = False
+        self.slots = [Slot(seq=i) for i in range(options.slots)]
+        self.images = ImageDecoder(native, step=self.n_batch, cache=EmbeddingCache(options.image_cache_mb * MiB))
+        self.saved = SavedPrefixes(options.prefix_cache_mb * MiB)
+        self.queue = WorkQueue(slots=options.slots, queue_size=options.queue_size, retry_after_s=options.retry_after_s)
+        self.heartbeat = Heartbeat(stall_timeout_s=options.stall_timeout_s)
+        self._batch = TokenBatch(self.n_batch)
         self._thread = threading.Thread(target=self._loop, name="pagescribe-batch", daemon=True)
         self._thread.start()
 
-    # -- callers -----------------------------------------------------------------------------------------
-
-    def submit(self, request: GenerationRequest, cancel: CancelToken) -> Iterator[str | GenerationResult]:
-        job = Job(request=request, cancel=cancel, deadline=Deadline(request.time_limit_s))
-        with self._wake:
-            if self._closed:
-                raise NotReady("the engine is shutting down")
-            self._waiting.append(job)
-            self._wake.notify()
-        return self._events(job)
-
-    @staticmethod
-    def _events(job: Job) -> Iterator[str | GenerationResult]:
-        try:
-            while True:
-                event = job.events.get()
-                if isinstance(event, BaseException):
-                    raise event
-                yield event
-                if isinstance(event, GenerationResult):
-                    return
-        finally:
-            job.cancel.cancel()  # a caller that stops reading frees its slot at once
+    def health(self) -> Health:
+        busy = sum(s.active for s in self.slots)
+        return self.heartbeat.health(thread=self._thread, queue=self.queue, busy=busy)
 
     def close(self) -> None:
-        with self._wake:
-            self._closed = True
-            self._wake.notify()
+        self.queue.close()
         self._thread.join(timeout=30)
+        if self._thread.is_alive():  # a native call that never returns: leave the model to the process's end
+            log.error("the batch thread did not stop; the model is left loaded")
+            return
+        for job in self.queue.take():  # the loop is gone: nothing else will answer these
+            job.finish(NotReady("the engine is shutting down"))
         self.images.close()
         self._batch.close()
         self.native.close()
@@ -98,12 +72,8 @@ class BatchScheduler:
     # -- the loop ------------------------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        while True:
-            with self._wake:
-                while not self._closed and not self._waiting and not any(s.active for s in self.slots):
-                    self._wake.wait()
-                if self._closed:
-                    break
+        while self.queue.wait_for_work(busy=any(s.active for s in self.slots)):
+            self.heartbeat.beat()
             try:
                 self._admit()
                 self._stop_finished_early()
@@ -111,35 +81,30 @@ class BatchScheduler:
                     self._step()
             except Exception as exc:  # a native failure: fail what is running, keep serving
                 log.exception("batch step failed")
+                self.heartbeat.failed(exc)
                 self._fail_all(exc if isinstance(exc, EngineError) else EngineError(f"inference failed: {exc}"))
-        self._fail_all(NotReady("the engine is shutting down"), waiting_too=True)
+        self._fail_all(NotReady("the engine is shutting down"))
+        for job in self.queue.take():
+            job.finish(NotReady("the engine is shutting down"))
 
-    def _fail_all(self, exc: Exception, *, waiting_too: bool = False) -> None:
+    def _fail_all(self, exc: Exception) -> None:
         for slot in self.slots:
             if slot.job is not None:
-                slot.job.events.put(exc)
+                slot.job.finish(exc)
                 self._release(slot)
             slot.cached = []
         self.native.clear()
-        if waiting_too:
-            with self._wake:
-                while self._waiting:
-                    self._waiting.popleft().drop(exc)
 
     # -- admission and prefix reuse ------------------------------------------------------------------------
 
     def _admit(self) -> None:
         """Start waiting jobs on idle slots, in order; a job whose prompt another slot is evaluating right now
         waits for that slot to get past the part they share, then copies it instead of computing it again."""
-        with self._wake:
-            pending = list(self._waiting)
-            self._waiting.clear()
         held: list[Job] = []
-        for job in pending:
-            if job.stop_reason() == "cancelled":  # answered, so a caller still reading is not left waiting
-                job.drop(GenerationResult(
-                    text="", finish_reason="cancelled", usage=Usage(), timings=Timings(), model=self.model_id
-                ))
+        for job in self.queue.take():
+            reason = job.stop_reason()
+            if reason is not None:  # cancelled or out of time before it started: answered, never left waiting
+                self._drop(job, job.empty_result(reason, self.model_id))
                 continue
             idle = [s for s in self.slots if not s.active]
             if not idle:
@@ -157,23 +122,29 @@ class BatchScheduler:
             try:
                 self._start(slot, job, prompt)
             except Exception as exc:  # e.g. a response_format whose schema cannot become a grammar
-                job.events.put(exc)
+                job.finish(exc)
                 self._release(slot)
                 slot.cached = []
                 self.native.forget(slot.seq, 0)
-        with self._wake:
-            self._waiting.extendleft(reversed(held))
+        self.queue.hold(held)
+
+    def _drop(self, job: Job, event: GenerationResult | BaseException) -> None:
+        """Answer a job that will not run (stopped, refused) and free its tokenized prompt."""
+        if job.prompt is not None:
+            job.prompt.close()
+            job.prompt = None
+        job.finish(event)
 
     def _tokenize(self, job: Job) -> TokenizedPrompt | None:
         """The job's prompt, or ``None`` after answering the job with why it cannot run."""
         try:
             prompt = TokenizedPrompt(self.native, self.template.render(job.request.messages))
         except Exception as exc:
-            job.events.put(exc)
+            job.finish(exc)
             return None
         if prompt.n_positions >= self.n_ctx_slot:
             prompt.close()
-            job.events.put(ContextOverflow(
+            job.finish(ContextOverflow(
                 f"the prompt needs {prompt.n_positions} tokens but the context window holds {self.n_ctx_slot}: "
                 "send fewer or smaller images or less text, or raise the context size (--ctx)"
             ))
@@ -256,14 +227,15 @@ class BatchScheduler:
         assert slot.job is not None and slot.text is not None
         tail = slot.text.finish()
         if tail:
-            slot.job.events.put(tail)
-        slot.job.events.put(slot.result(finish, self.model_id))
+            slot.job.emit(tail)
+        slot.job.finish(slot.result(finish, self.model_id))
         self._release(slot)
 
     def _stop_finished_early(self) -> None:
+        now = time.monotonic()
         for slot in self.slots:
             if slot.job is not None:
-                reason = slot.job.stop_reason()
+                reason = slot.job.stop_reason(now)
                 if reason is not None:
                     self._finish(slot, reason)
 
@@ -351,7 +323,7 @@ class BatchScheduler:
             data = data.removeprefix(b" ")  # SentencePiece's word-start marker, not text
         piece = slot.text.push(data)
         if piece:
-            slot.job.events.put(piece)
+            slot.job.emit(piece)
         if slot.text.stopped:
             self._finish(slot, "stop")
         elif slot.n_generated >= params.max_tokens or slot.n_past + 1 >= self.n_ctx_slot:

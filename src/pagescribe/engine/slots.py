@@ -1,8 +1,7 @@
-"""One slot = one sequence in the shared KV cache, and the request it is serving (if any)."""
+"""One slot = one sequence (a KV stream of its own) in the context, and the request it is serving (if any)."""
 
 from __future__ import annotations
 
-import queue
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -10,39 +9,11 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from pagescribe.engine.base import CancelToken, Deadline
+from pagescribe.engine.queue import Job
 from pagescribe.engine.sampling import Sampler
 from pagescribe.engine.textstream import TextStream
 from pagescribe.engine.tokens import ImageKey, Key, TokenizedPrompt, common_prefix, span
-from pagescribe.types import FinishReason, GenerationRequest, GenerationResult, Timings, Usage
-
-Event = str | GenerationResult | BaseException
-
-
-@dataclass
-class Job:
-    """A request waiting for, or being served by, a slot. The caller reads ``events``."""
-
-    request: GenerationRequest
-    cancel: CancelToken
-    deadline: Deadline
-    events: queue.SimpleQueue[Event] = field(default_factory=queue.SimpleQueue)
-    submitted: float = field(default_factory=time.perf_counter)
-    prompt: TokenizedPrompt | None = None  # tokenized on first admission; kept while it waits for a prefix
-
-    def drop(self, event: Event) -> None:
-        """Answer a job that will not run (refused, failed, shut out) and free its tokenized prompt."""
-        if self.prompt is not None:
-            self.prompt.close()
-            self.prompt = None
-        self.events.put(event)
-
-    def stop_reason(self) -> FinishReason | None:
-        if self.cancel.cancelled:
-            return "cancelled"
-        if self.deadline.expired:
-            return "time_limit"
-        return None
+from pagescribe.types import FinishReason, GenerationResult, Timings, Usage
 
 
 @dataclass

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+#: Where SageMaker unpacks ``ModelDataUrl``: the model is looked for there when none is named.
+SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
+
 
 @dataclass(frozen=True, slots=True)
 class ModelFiles:

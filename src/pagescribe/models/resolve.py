@@ -6,18 +6,14 @@ Resolution only locates files; ``validate`` checks them before llama.cpp sees th
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 from pagescribe.errors import ModelInvalid, ModelNotFound
-from pagescribe.models.files import ModelFiles
+from pagescribe.models.files import SAGEMAKER_MODEL_DIR, ModelFiles
 from pagescribe.models.validate import gguf_architecture
 
-SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
 MANIFEST_NAME = "pagescribe-model.json"
-ENV_MODEL = "PAGESCRIBE_MODEL"
-ENV_MMPROJ = "PAGESCRIBE_MMPROJ"
 # org/name, optionally :QUANT to pick one of several text GGUFs (e.g. "someorg/llava-1.5-7b-gguf:Q4_K_M")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(:[\w.-]+)?$")
 
@@ -29,11 +25,13 @@ HOW_TO_GET_A_MODEL = (
 
 
 def resolve_model(spec: str | Path | None, *, mmproj: str | Path | None = None) -> ModelFiles:
-    """Turn what the user gave into a ``ModelFiles``; raise ``ModelNotFound`` with what to do instead."""
-    mmproj = mmproj or os.environ.get(ENV_MMPROJ) or None
+    """Turn what the user gave into a ``ModelFiles``; raise ``ModelNotFound`` with what to do instead.
+
+    ``spec`` comes from the settings (``--model`` or ``PAGESCRIBE_MODEL``, read there); without one, SageMaker's
+    model directory is used when it exists.
+    """
+    mmproj = mmproj or None
     if spec is None or str(spec) == "":
-        spec = os.environ.get(ENV_MODEL) or None
-    if spec is None:
         if SAGEMAKER_MODEL_DIR.is_dir():
             return _from_directory(SAGEMAKER_MODEL_DIR, mmproj)
         raise ModelNotFound(f"No model given. {HOW_TO_GET_A_MODEL}")

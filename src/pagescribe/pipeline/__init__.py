@@ -6,8 +6,8 @@ Stages are pure functions over frozen dataclasses, run by ``runner``::
                                     (cache.PageCache skips pages finished before)
 
 ``convert(paths, out_dir=..., backend=...)`` streams the page records; ``Conversion`` also gives the summary.
-The backend is the model in process (``EngineBackend``) or one served elsewhere (``ClientBackend`` over a
-``pagescribe.client.Client``).
+The backend is a ``pagescribe.client.Client`` (the model in process, a server or an endpoint: the pipeline talks
+to all of them the same way), or an ``Engine`` to use in process.
 """
 
 from pagescribe.pipeline.chunking import Chunk, ChunkOptions
@@ -22,19 +22,16 @@ from pagescribe.pipeline.errors import (
 )
 from pagescribe.pipeline.options import ConvertOptions
 from pagescribe.pipeline.records import PageRecord, Transcription
-from pagescribe.pipeline.remote import ClientBackend
 from pagescribe.pipeline.render import DEFAULT_MAX_SIDE, RenderedPage, parse_page_ranges, render_document
 from pagescribe.pipeline.runner import Conversion, convert
 from pagescribe.pipeline.summary import RunSummary
-from pagescribe.pipeline.transcribe import DEFAULT_PARAMS, Backend, EngineBackend
+from pagescribe.pipeline.transcribe import DEFAULT_PARAMS
 
 __all__ = [
     "DEFAULT_MAX_SIDE",
     "DEFAULT_PARAMS",
-    "Backend",
     "Chunk",
     "ChunkOptions",
-    "ClientBackend",
     "Conversion",
     "ConvertOptions",
     "ConverterUnavailable",
@@ -42,7 +39,6 @@ __all__ = [
     "DocumentError",
     "EmptyDocument",
     "EncryptedDocument",
-    "EngineBackend",
     "PageRecord",
     "RenderedPage",
     "RunSummary",

@@ -19,6 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pagescribe.client import Client
 from pagescribe.engine.base import Engine
 from pagescribe.errors import PagescribeError
 from pagescribe.pipeline.assemble import DocumentInfo, error_record, page_record
@@ -33,7 +34,7 @@ from pagescribe.pipeline.records import PageRecord, Transcription
 from pagescribe.pipeline.render import RenderedPage, count_pages, render_document
 from pagescribe.pipeline.sources import DocumentKind, Source, discover
 from pagescribe.pipeline.summary import RunSummary, summarize_run
-from pagescribe.pipeline.transcribe import Backend, EngineBackend, summarize, transcribe
+from pagescribe.pipeline.transcribe import summarize, transcribe
 from pagescribe.pipeline.writers import (
     CHUNKS_FILE,
     RESERVED_NAMES,
@@ -68,7 +69,9 @@ class _Document:
 class Conversion:
     """One ``convert`` run: iterate it for the page records as they finish; ``summary`` is set at the end.
 
-    The backend may be an ``Engine`` (wrapped in ``EngineBackend``) or any ``Backend``.
+    ``backend`` is the ``Client`` that reaches the model (in process, a server or an endpoint), or an ``Engine``
+    (used in process). ``model_id`` names the model in records and in the resume cache (default: the one the
+    client reports, else where it sends pages).
     """
 
     def __init__(
@@ -76,13 +79,15 @@ class Conversion:
         paths: Sequence[str | Path],
         *,
         out_dir: str | Path,
-        backend: Backend | Engine,
+        backend: Client | Engine,
         options: ConvertOptions | None = None,
         progress: ProgressSink | None = None,
+        model_id: str | None = None,
     ) -> None:
         self.paths = list(paths)
         self.out_dir = Path(out_dir)
-        self.backend: Backend = EngineBackend(backend) if isinstance(backend, Engine) else backend
+        self.client = backend if isinstance(backend, Client) else Client.in_process(engine=backend)
+        self.model_id = model_id or self.client.model_id() or self.client.target
         self.options = options or ConvertOptions()
         self.progress = progress or QuietProgress()
         self.cache = PageCache(self.options.cache_dir or self.out_dir / ".pagescribe-cache")
@@ -91,8 +96,8 @@ class Conversion:
 
     @property
     def concurrency(self) -> int:
-        """Pages in flight at most: the option, else the backend's hint."""
-        return max(1, self.options.concurrency or self.backend.concurrency)
+        """Pages in flight at most: the option, else the client's hint (the engine's slots, in process)."""
+        return max(1, self.options.concurrency or self.client.concurrency)
 
     def __iter__(self) -> Iterator[PageRecord]:
         started = time.monotonic()
@@ -176,15 +181,15 @@ class Conversion:
             image_sha256=page.image.sha256,
             prompt_id=opts.prompt.id,
             parameters=opts.describe(),
-            model_id=self.backend.model_id,
+            model_id=self.model_id,
             anchor=page.text_layer if opts.anchor == "text-layer" else None,
         )
 
     def _transcribe(self, doc: _Document, page: RenderedPage) -> tuple[_Document, PageRecord]:
         """On a worker thread: ask the model (with the retry policy), cache the answer, build the record."""
         opts = self.options.transcribe
-        attempts = transcribe(self.backend, page, opts)
-        result = summarize(attempts, options=opts, model_id=self.backend.model_id)
+        attempts = transcribe(self.client, page, opts)
+        result = summarize(attempts, options=opts, model_id=self.model_id)
         self.cache.put(self._key(page), result)
         return doc, self._page_record(doc, page, result)
 
@@ -227,9 +232,10 @@ def convert(
     paths: Sequence[str | Path],
     *,
     out_dir: str | Path,
-    backend: Backend | Engine,
+    backend: Client | Engine,
     options: ConvertOptions | None = None,
     progress: ProgressSink | None = None,
+    model_id: str | None = None,
 ) -> Iterator[PageRecord]:
     """Convert documents to per-page records, streaming each record as its page is finished.
 
@@ -237,7 +243,9 @@ def convert(
     ``out_dir``.
     Pages finished by an earlier run with the same prompt, parameters and model are reused, not redone.
     """
-    return iter(Conversion(paths, out_dir=out_dir, backend=backend, options=options, progress=progress))
+    return iter(
+        Conversion(paths, out_dir=out_dir, backend=backend, options=options, progress=progress, model_id=model_id)
+    )
 
 
 def _error(info: DocumentInfo, exc: PagescribeError, *, page_count: int | None = None) -> PageRecord:

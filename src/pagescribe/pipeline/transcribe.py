@@ -1,18 +1,18 @@
-"""One page image to text: build the request, ask the backend, check the answer, retry once, decide.
+"""One page image to text: build the request, ask the model, check the answer, retry once, decide.
 
 The request is one user turn laid out as prompt text, then the page image, then (with ``--anchor text-layer``)
 the page's own text. The prompt is the same leading text for every page, so a server that caches prompt
-prefixes reuses it. ``attempt`` is one try and nothing else; the retry policy lives in ``transcribe``.
+prefixes reuses it. The model is always reached through a ``Client`` (in process, a server or an endpoint alike).
+``attempt`` is one try and nothing else; the retry policy lives in ``transcribe``.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal, Protocol, runtime_checkable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
-from pagescribe.engine.base import Engine, collect
+from pagescribe.client import Client, ClientConfigError
 from pagescribe.errors import ContextOverflow, EngineError, PagescribeError, ServiceUnavailable
 from pagescribe.pipeline.check import DEFAULT_LOOP_RULE, LoopRule, check_output
 from pagescribe.pipeline.records import Transcription
@@ -28,50 +28,6 @@ ANCHOR_HEADER = (
     "For reference, the text layer extracted from this page (it may be incomplete, out of order or "
     "hyphenated; use it to get names and numbers right):"
 )
-
-
-@runtime_checkable
-class Backend(Protocol):
-    """What the pipeline needs from a model: an id, a concurrency hint and a blocking ``generate``.
-
-    ``generate`` may be called from several threads at once; a backend that cannot take that many limits
-    itself (``EngineBackend`` holds callers to the engine's slots). It raises ``PagescribeError`` subclasses.
-    """
-
-    @property
-    def model_id(self) -> str:
-        """The model's stable name, part of every record and of the resume cache key."""
-        ...
-
-    @property
-    def concurrency(self) -> int:
-        """How many pages to keep in flight by default."""
-        ...
-
-    def generate(self, request: GenerationRequest) -> GenerationResult:
-        """Answer one request."""
-        ...
-
-
-class EngineBackend:
-    """An in-process engine as a backend; ``generate`` waits for one of the engine's ``slots``."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._slots = threading.BoundedSemaphore(max(1, engine.slots))
-
-    @property
-    def model_id(self) -> str:
-        return self.engine.model_id
-
-    @property
-    def concurrency(self) -> int:
-        return max(1, self.engine.slots)
-
-    def generate(self, request: GenerationRequest) -> GenerationResult:
-        """Run ``request`` on the engine when a slot is free."""
-        with self._slots:
-            return collect(self.engine, request)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +63,7 @@ class TranscribeOptions:
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One try: the result (None when the backend failed) and what was wrong with it (None when usable)."""
+    """One try: the result (None when no answer came) and what was wrong with it (None when usable)."""
 
     params: SamplingParams
     result: GenerationResult | None
@@ -141,13 +97,14 @@ def build_request(
     return GenerationRequest(messages=(Message("user", tuple(parts)),), params=params, time_limit_s=time_limit_s)
 
 
-def attempt(backend: Backend, request: GenerationRequest, *, loop_rule: LoopRule = DEFAULT_LOOP_RULE) -> Attempt:
-    """Ask once and check the answer. Backend failures become a failed attempt, not an exception."""
+def attempt(client: Client, request: GenerationRequest, *, loop_rule: LoopRule = DEFAULT_LOOP_RULE) -> Attempt:
+    """Ask once and check the answer. Failures to answer become a failed attempt, not an exception."""
     try:
-        result = backend.generate(request)
+        result = client.generate(request)
     except PagescribeError as exc:
-        # A request error repeats with the same input; an engine or service failure may not.
-        transient = isinstance(exc, ServiceUnavailable | EngineError)
+        # A request error repeats with the same input; an engine or service failure may not, nor missing AWS
+        # credentials or region (no fault of the page: a rerun with the configuration fixed asks again).
+        transient = isinstance(exc, ServiceUnavailable | EngineError | ClientConfigError)
         reason = "context_overflow" if isinstance(exc, ContextOverflow) else "backend_error"
         return Attempt(request.params, None, f"{type(exc).__name__}: {exc.message}", reason, transient)
     problem = check_output(result.text, rule=loop_rule)
@@ -157,14 +114,14 @@ def attempt(backend: Backend, request: GenerationRequest, *, loop_rule: LoopRule
     return Attempt(request.params, result, problem, reason)
 
 
-def transcribe(backend: Backend, page: RenderedPage, options: TranscribeOptions) -> tuple[Attempt, ...]:
-    """Try the page; when the answer fails the check (or the backend fails), try once more and stop.
+def transcribe(client: Client, page: RenderedPage, options: TranscribeOptions) -> tuple[Attempt, ...]:
+    """Try the page; when the answer fails the check (or the model fails to answer), try once more and stop.
 
     The retry uses ``options.second_params``; after a context overflow it also drops the anchor text.
     """
     anchor = anchor_text(page, mode=options.anchor, max_chars=options.anchor_max_chars)
     first = attempt(
-        backend,
+        client,
         build_request(options.prompt, page, params=options.params, anchor=anchor, time_limit_s=options.time_limit_s),
         loop_rule=options.loop_rule,
     )
@@ -175,7 +132,7 @@ def transcribe(backend: Backend, page: RenderedPage, options: TranscribeOptions)
     retry = build_request(
         options.prompt, page, params=options.second_params, anchor=anchor, time_limit_s=options.time_limit_s
     )
-    return first, attempt(backend, retry, loop_rule=options.loop_rule)
+    return first, attempt(client, retry, loop_rule=options.loop_rule)
 
 
 def summarize(attempts: tuple[Attempt, ...], *, options: TranscribeOptions, model_id: str) -> Transcription:
@@ -197,7 +154,7 @@ def summarize(attempts: tuple[Attempt, ...], *, options: TranscribeOptions, mode
         status="ok" if ok else "failed",
         text=last.result.text.strip() if ok and last.result is not None else "",
         finish_reason=last.result.finish_reason if last.result is not None else None,
-        model=last.result.model if last.result is not None else model_id,
+        model=(last.result.model or model_id) if last.result is not None else model_id,
         parameters=parameters,
         usage=usage,
         timings={k: round(v, 3) for k, v in timings.items()},
@@ -214,6 +171,4 @@ def _add(total: dict[str, Any], part: Mapping[str, Any]) -> None:
 
 
 def _params_json(params: SamplingParams) -> dict[str, Any]:
-    data = asdict(params)
-    data["stop"] = list(params.stop)
-    return data
+    return params.as_dict()

@@ -25,7 +25,7 @@ from pagescribe.server.settings import ServerSettings
 
 
 def create_app(settings: ServerSettings, engine: Engine) -> Starlette:
-    """The server for ``engine``. Its lifespan starts loading the model and stops the workers at the end."""
+    """The server for ``engine``. Its lifespan starts loading the model and closes the engine at the end."""
     metrics = Metrics()
     runtime = Runtime(engine, settings=settings, metrics=metrics)
     table = _routes()

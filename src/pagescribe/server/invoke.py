@@ -1,4 +1,4 @@
-"""Answering requests: wire model -> GenerationRequests -> scheduler -> answer, for every route alike.
+"""Answering requests: wire model -> GenerationRequests -> the engine's queue -> answer, for every route alike.
 
 Routes differ only in how an answer is framed (plain HTTP, SageMaker runtime JSON, AWS event stream); the
 work here returns an ``Answer`` (a complete JSON value, or a stream of chunks) and leaves framing to them.
@@ -7,6 +7,7 @@ work here returns an ``Answer`` (a complete JSON value, or a stream of chunks) a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -16,9 +17,9 @@ from typing import Any, TypeVar
 import anyio.to_thread
 from starlette.requests import Request
 
+from pagescribe.engine.sinks import AsyncEvents, Item
 from pagescribe.server import streams
 from pagescribe.server.runtime import Runtime
-from pagescribe.server.scheduler import Item, Job
 from pagescribe.server.settings import ServerSettings
 from pagescribe.types import GenerationRequest, GenerationResult
 from pagescribe.wire import openai, sagemaker
@@ -52,12 +53,6 @@ class Call:
     arrived: float = field(default_factory=time.monotonic)
     log: dict[str, Any] = field(default_factory=dict)
 
-    def deadline(self, requests: Sequence[GenerationRequest], *, start: float | None = None) -> float | None:
-        """The absolute end of the time budget, counted from arrival: queueing spends it too."""
-        limit = requests[0].time_limit_s if requests else None
-        limit = limit or self.settings.time_limit_s
-        return None if limit is None else (start or self.arrived) + limit
-
     def note(self, results: Sequence[GenerationResult]) -> None:
         """Add tokens, timings and finish reasons to the access-log fields."""
         self.log["prompt_tokens"] = self.log.get("prompt_tokens", 0) + sum(r.usage.prompt_tokens for r in results)
@@ -71,7 +66,11 @@ class Call:
 
 
 async def translate(call: Call, wire: WireRequest, *, request_id: str | None = None) -> list[GenerationRequest]:
-    """Decode images and build requests on a worker thread: Pillow must not stall the event loop."""
+    """Decode images and build requests on a worker thread: Pillow must not stall the event loop.
+
+    Each request's time budget (its own, else the server's default) counts from the call's arrival, so queueing
+    spends it too; the engine holds the request to that deadline.
+    """
     policy = call.settings.media_policy
     rid = request_id or call.request_id
     convert: Callable[[], list[GenerationRequest]]
@@ -79,7 +78,11 @@ async def translate(call: Call, wire: WireRequest, *, request_id: str | None = N
         convert = functools.partial(sagemaker.to_requests, wire, policy=policy, request_id=rid)
     else:
         convert = functools.partial(_one_chat, wire, policy, rid)
-    requests = await anyio.to_thread.run_sync(convert, limiter=call.runtime.decode_limiter)
+    built = await anyio.to_thread.run_sync(convert, limiter=call.runtime.decode_limiter)
+    limit = call.settings.time_limit_s
+    requests = [
+        dataclasses.replace(r, time_limit_s=r.time_limit_s or limit, arrived=call.arrived) for r in built
+    ]
     call.log["dialogs"] = call.log.get("dialogs", 0) + len(requests)
     call.log["images"] = call.log.get("images", 0) + sum(len(r.images) for r in requests)
     if call.settings.debug:
@@ -91,7 +94,7 @@ def _one_chat(wire: openai.ChatCompletionRequest, policy: Any, request_id: str) 
     return [openai.to_request(wire, policy=policy, request_id=request_id)]
 
 
-async def until_disconnect(call: Call, work: Awaitable[T], jobs: Sequence[Job]) -> T:
+async def until_disconnect(call: Call, work: Awaitable[T], jobs: Sequence[AsyncEvents]) -> T:
     """Await ``work``; if the client disconnects first, cancel ``jobs`` (their slots free at once)."""
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_disconnect(call.request))
@@ -112,12 +115,12 @@ async def _disconnect(request: Request) -> None:
         pass
 
 
-def cancel_all(jobs: Sequence[Job]) -> None:
+def cancel_all(jobs: Sequence[AsyncEvents]) -> None:
     for job in jobs:
         job.cancel.cancel()
 
 
-async def results(jobs: Sequence[Job]) -> list[GenerationResult]:
+async def results(jobs: Sequence[AsyncEvents]) -> list[GenerationResult]:
     """Every job's result, in order; if one fails the others are cancelled, not left running."""
     try:
         return list(await asyncio.gather(*(job.result() for job in jobs)))
@@ -129,7 +132,7 @@ async def results(jobs: Sequence[Job]) -> list[GenerationResult]:
 async def answer(call: Call, wire: WireRequest) -> Answer:
     """Answer one format A or B request, streamed or not."""
     requests = await translate(call, wire)
-    jobs = call.runtime.submit(requests, deadline=call.deadline(requests))
+    jobs = call.runtime.submit(requests)
     call.log["stream"] = wire.stream
     if wire.stream:
         return await _streamed(call, wire, jobs)
@@ -145,7 +148,7 @@ def complete(call: Call, wire: WireRequest, done: Sequence[GenerationResult]) ->
     return openai.completion(done[0], **_chat_ids(call))
 
 
-async def _streamed(call: Call, wire: WireRequest, jobs: list[Job]) -> Answer:
+async def _streamed(call: Call, wire: WireRequest, jobs: list[AsyncEvents]) -> Answer:
     # Wait for the first piece before answering, so errors that come before any text (context overflow,
     # a bad response_format) still get their own status instead of a 200 with an error inside.
     events = jobs[0].events()

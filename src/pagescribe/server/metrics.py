@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from pagescribe.engine.base import Engine
 from pagescribe.types import GenerationResult
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -47,8 +48,18 @@ class Metrics:
             f"pagescribe_{name}_seconds", f"{what}, per generation", buckets=_SECONDS, registry=self.registry
         )
 
+    def watch(self, engine: Engine) -> None:
+        """Read the queue's depth, the busy slots and readiness from the engine itself, at every scrape."""
+        self.queue_depth.set_function(lambda: engine.health().waiting)
+        self.busy_slots.set_function(lambda: engine.health().busy)
+        self.ready.set_function(lambda: float(engine.health().ok))
+        self.slots.set(engine.slots)
+
     def observe_result(self, result: GenerationResult) -> None:
-        """Count one finished generation (called from worker threads; prometheus-client is thread-safe)."""
+        """Count one finished generation (on the event loop, as its result arrives). A request cancelled while it
+        waited in the queue never became a generation, and is not counted."""
+        if result.finish_reason == "cancelled" and not result.usage.prompt_tokens:
+            return
         self.prompt_tokens.inc(result.usage.prompt_tokens)
         self.cached_prompt_tokens.inc(result.usage.cached_tokens)
         self.completion_tokens.inc(result.usage.completion_tokens)
@@ -56,10 +67,6 @@ class Metrics:
         self.image_encode_seconds.observe(result.timings.image_encode_ms / 1000)
         self.prompt_seconds.observe(result.timings.prompt_ms / 1000)
         self.generate_seconds.observe(result.timings.generate_ms / 1000)
-
-    def observe_queue(self, waiting: int, busy: int) -> None:
-        self.queue_depth.set(waiting)
-        self.busy_slots.set(busy)
 
     def observe_request(self, *, route: str, status: int, seconds: float) -> None:
         self.requests.labels(route=route, status=str(status)).inc()

@@ -61,7 +61,7 @@ async def execution_parameters(request: Request) -> Response:
     svc = services(request)
     return JSONResponse(
         {
-            "MaxConcurrentTransforms": svc.runtime.workers,
+            "MaxConcurrentTransforms": svc.runtime.engine.slots,
             "BatchStrategy": "MULTI_RECORD",
             "MaxPayloadInMB": max(1, min(100, svc.settings.max_body_bytes // MiB)),
         }

@@ -1,12 +1,14 @@
-"""The engine's life in the server: load in the background, serve through the scheduler, stop cleanly.
+"""The engine's life in the server: load in the background, hand requests to the engine's queue, stop cleanly.
 
 The port opens before the model is loaded, so ``/ping`` can answer 503 "loading" and then 200. A model that
 fails to load leaves the process up, ``/ping`` 503 with the reason (and the reason in the log), so the
-failure is visible instead of a silent crash loop.
+failure is visible instead of a silent crash loop. Once loaded, ``/ping`` asks the engine itself
+(``Engine.health``): a dead or wedged batch thread turns it 503.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -16,9 +18,9 @@ from typing import Any, Literal
 import anyio
 
 from pagescribe.engine.base import Engine
+from pagescribe.engine.sinks import AsyncEvents
 from pagescribe.errors import ModelError, NotReady
 from pagescribe.server.metrics import Metrics
-from pagescribe.server.scheduler import Job, Scheduler
 from pagescribe.server.settings import ServerSettings
 from pagescribe.types import GenerationRequest
 
@@ -28,7 +30,7 @@ State = Literal["loading", "ready", "failed", "stopping"]
 
 
 class Runtime:
-    """One engine, its state and its scheduler."""
+    """One engine and its state."""
 
     def __init__(self, engine: Engine, *, settings: ServerSettings, metrics: Metrics) -> None:
         self.engine = engine
@@ -37,7 +39,6 @@ class Runtime:
         self.state: State = "loading"
         self.reason = "the model is loading"
         self.started_at = int(time.time())
-        self.scheduler: Scheduler | None = None
         self._loader: threading.Thread | None = None
         self._decode_limiter: anyio.CapacityLimiter | None = None
 
@@ -60,54 +61,29 @@ class Runtime:
         if self.state == "stopping":
             self.engine.close()
             return
-        scheduler = self._make_scheduler()
-        scheduler.start()
-        self.scheduler = scheduler
+        self.metrics.watch(self.engine)
         self.state, self.reason = "ready", "ready"
-        self.metrics.ready.set(1)
-        self.metrics.slots.set(scheduler.workers)
         log.info(
             "model loaded",
-            extra={
-                "model": self.engine.model_id,
-                "slots": scheduler.workers,
-                "load_s": time.monotonic() - began,
-            },
-        )
-
-    def _make_scheduler(self) -> Scheduler:
-        offered = max(1, self.engine.slots)
-        wanted = self.settings.slots
-        if wanted is not None and wanted > offered:
-            log.warning("the engine offers fewer slots than asked", extra={"slots": offered, "asked": wanted})
-        return Scheduler(
-            self.engine,
-            workers=offered if wanted is None else min(wanted, offered),
-            queue_size=self.settings.queue_size,
-            retry_after_s=self.settings.retry_after_s,
-            on_result=self.metrics.observe_result,
-            on_change=self.metrics.observe_queue,
+            extra={"model": self.engine.model_id, "slots": self.engine.slots, "load_s": time.monotonic() - began},
         )
 
     def _fail(self, reason: str) -> None:
         self.state, self.reason = "failed", reason
         log.error("model unavailable", extra={"reason": reason})
 
-    @property
-    def workers(self) -> int:
-        if self.scheduler is not None:
-            return self.scheduler.workers
-        return self.settings.slots or 1
-
     def health(self) -> tuple[int, dict[str, Any]]:
-        """``/ping``'s status and body."""
-        if self.state == "ready":
-            return 200, {"status": "ready", "model": self.engine.model_id}
-        return 503, {"status": self.state, "reason": self.reason}
+        """``/ping``'s status and body: ready only while the engine says it can make progress."""
+        if self.state != "ready":
+            return 503, {"status": self.state, "reason": self.reason}
+        health = self.engine.health()
+        if not health.ok:
+            return 503, {"status": "unhealthy", "reason": health.reason, "last_error": health.last_error}
+        return 200, {"status": "ready", "model": self.engine.model_id}
 
     def check_ready(self) -> None:
         """Refuse with ``NotReady`` while the model is not serving (before any work is spent on a request)."""
-        if self.state != "ready" or self.scheduler is None:
+        if self.state != "ready":
             retry = 10.0 if self.state == "loading" else 60.0
             raise NotReady(self.reason, retry_after_s=retry)
 
@@ -115,26 +91,22 @@ class Runtime:
     def decode_limiter(self) -> anyio.CapacityLimiter:
         """Bounds how many requests decode images at once, so a burst of large pages cannot exhaust memory
         (a decoded 64-megapixel image is ~200 MB) before the queue gets to refuse them."""
-        if self._decode_limiter is not None:
-            return self._decode_limiter
-        limiter = anyio.CapacityLimiter(max(2, self.workers))  # made inside the event loop, on first use
-        if self.scheduler is not None:  # kept once the slot count is known (a request may come while loading)
-            self._decode_limiter = limiter
-        return limiter
+        if self._decode_limiter is None:
+            self._decode_limiter = anyio.CapacityLimiter(max(2, self.engine.slots))  # made inside the loop
+        return self._decode_limiter
 
-    def submit(self, requests: Sequence[GenerationRequest], *, deadline: float | None) -> list[Job]:
-        """Queue requests on the scheduler, or refuse with ``NotReady`` while the model is not serving."""
+    def submit(self, requests: Sequence[GenerationRequest]) -> list[AsyncEvents]:
+        """Hand ``requests`` to the engine's queue (all or none; ``Overloaded`` when it is full) and return where
+        their events arrive, on this event loop."""
         self.check_ready()
-        assert self.scheduler is not None
-        return self.scheduler.submit(requests, deadline=deadline)
+        loop = asyncio.get_running_loop()
+        events = [AsyncEvents(loop, on_result=self.metrics.observe_result) for _ in requests]
+        self.engine.submit([e.work(r) for e, r in zip(events, requests, strict=True)])
+        return events
 
     def stop(self) -> None:
-        """Stop the workers (in-flight requests have had the server's grace period), then free the model."""
+        """Close the engine (in-flight requests have had the server's grace period; what is left is cancelled)."""
         was_ready = self.state == "ready"
         self.state, self.reason = "stopping", "the server is shutting down"
-        self.metrics.ready.set(0)
-        if self.scheduler is not None and not self.scheduler.stop(timeout_s=5.0):
-            log.warning("a generation did not stop in time; leaving the model loaded")
-            return
         if was_ready:
             self.engine.close()

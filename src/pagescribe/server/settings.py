@@ -1,14 +1,13 @@
-"""The server's settings: one pydantic-settings class, read once per process.
+"""The server's settings: the engine's options (``EngineOptions``) plus the server's own, one class read once.
 
-Precedence, highest first: values passed in (the CLI's flags), ``PAGESCRIBE_*`` environment variables,
-SageMaker's conventions (only when running under SageMaker), the defaults below. SageMaker's own names are
-mapped in exactly one place, ``SageMakerDefaults``.
+Precedence, highest first: values passed in (the CLI's flags, derived from these fields), ``PAGESCRIBE_*``
+environment variables, SageMaker's conventions (only when running under SageMaker), the defaults below. SageMaker's
+own names are mapped in exactly one place, ``SageMakerDefaults``.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -20,52 +19,28 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from pagescribe.engine.options import EngineOptions
 from pagescribe.images import ImageLimits
+from pagescribe.models.files import SAGEMAKER_MODEL_DIR
 from pagescribe.wire.media import DEFAULT_MAX_IMAGES, MediaPolicy
 
 MiB = 1024 * 1024
-#: Where SageMaker unpacks ``ModelDataUrl``; its presence is one sign that we run under SageMaker.
-SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
 #: SageMaker real-time hosting gives a request 60 s; answering with partial text beats being cut off.
 SAGEMAKER_TIME_LIMIT_S = 50.0
-# As llama-server. Measured on 2 cores (bench/results/throughput-1b.md): 4 slots with 4 pages in flight give ~5 %
-# more pages per minute than one slot, and a lone request is as fast as with one slot (a KV stream per slot).
-# Page transcription is prefill-bound on CPU; slots pay off most for short prompts and long answers.
-DEFAULT_SLOTS = 4
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
-class ServerSettings(BaseSettings):
+class ServerSettings(EngineOptions):
     """Everything ``pagescribe serve`` can be told; each field is also ``PAGESCRIBE_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="PAGESCRIBE_", extra="ignore", validate_default=True)
+    model_config = SettingsConfigDict(env_prefix="PAGESCRIBE_", extra="ignore", validate_default=True, frozen=True)
 
-    model: str | None = Field(
-        default=None, description="text GGUF, directory with the GGUF pair, manifest or hub repo id"
-    )
-    mmproj: str | None = Field(default=None, description="the projector GGUF, when it cannot be found")
-    chat_template: str | None = Field(default=None, description="Jinja chat template overriding the GGUF's")
-    host: str = Field(default="127.0.0.1", description="address to listen on")
+    host: str = Field(default="127.0.0.1", description="address to listen on (0.0.0.0 under SageMaker)")
     port: int = Field(default=8080, ge=0, le=65535, description="port to listen on (0: any free port)")
-    threads: int | None = Field(default=None, ge=1, description="CPU threads for inference (default: all)")
-    ctx: int = Field(
-        default=2048, ge=256, description="context window of one request in tokens (every slot gets this much)"
-    )
-    slots: int | None = Field(
-        default=None,
-        ge=1,
-        le=64,
-        description=f"requests generated together by continuous batching (default: {DEFAULT_SLOTS})",
-    )
-    batch_size: int = Field(default=512, ge=32, le=8192, description="most tokens evaluated in one batch step")
-    image_cache_mb: int = Field(default=256, ge=0, description="memory for reusing embeddings of repeated images")
-    prefix_cache_mb: int = Field(
-        default=512, ge=0, description="host memory for shared prompt prefixes (the instructions) that no slot holds"
-    )
-    queue_size: int = Field(default=16, ge=0, description="requests that may wait for a slot before 503")
     time_limit_s: float | None = Field(
-        default=None, gt=0, description="default time budget per request (under SageMaker: 50 s)"
+        default=None, gt=0, description="default time budget per request, in seconds (under SageMaker: 50)",
+        json_schema_extra={"flag": "--time-limit"},
     )
     max_body_bytes: int = Field(default=32 * MiB, ge=1024, description="largest request body accepted")
     max_image_bytes: int = Field(default=20 * MiB, ge=1, description="largest encoded image accepted")
@@ -83,11 +58,14 @@ class ServerSettings(BaseSettings):
         description="when set, every route but /ping and /execution-parameters needs it "
         "(Authorization: Bearer KEY or X-Api-Key: KEY)",
     )
-    retry_after_s: float = Field(default=2.0, gt=0, description="Retry-After for a full queue")
     shutdown_timeout_s: float = Field(default=25.0, ge=0, description="grace period for in-flight requests")
     log_level: LogLevel = Field(default="info", description="log level")
     debug: bool = Field(default=False, description="log prompt text (never image bytes)")
     sagemaker: bool | None = Field(default=None, description="SageMaker conventions (default: detected)")
+
+    def engine_options(self) -> EngineOptions:
+        """The engine's part of these settings."""
+        return EngineOptions(**{name: getattr(self, name) for name in EngineOptions.model_fields})
 
     @field_validator("allowed_image_hosts", mode="before")
     @classmethod

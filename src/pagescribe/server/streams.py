@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pagescribe.engine.sinks import AsyncEvents, Item
 from pagescribe.errors import PagescribeError
-from pagescribe.server.scheduler import Item, Job
 from pagescribe.types import GenerationResult
 from pagescribe.wire import openai, sagemaker
 from pagescribe.wire.errors import error_body, kind_of
@@ -38,7 +38,7 @@ class StreamFailure:
 Chunk = bytes | StreamFailure
 
 
-async def dialog_lines(jobs: Sequence[Job], first: AsyncIterator[Item], *, note: Note) -> AsyncIterator[Chunk]:
+async def dialog_lines(jobs: Sequence[AsyncEvents], first: AsyncIterator[Item], *, note: Note) -> AsyncIterator[Chunk]:
     """``{"token": {"text"}, "index"}`` lines, then each dialog's answer line; dialogs in order."""
     try:
         for index, job in enumerate(jobs):
@@ -56,7 +56,7 @@ async def dialog_lines(jobs: Sequence[Job], first: AsyncIterator[Item], *, note:
 
 
 async def chat_events(
-    job: Job,
+    job: AsyncEvents,
     items: AsyncIterator[Item],
     *,
     note: Note,

@@ -113,4 +113,4 @@ class SamplingFields(WireModel):
             given["stop"] = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
         if self.response_format is not None:
             given["response_format"] = self.response_format.to_internal()
-        return SamplingParams(**given)
+        return SamplingParams(**given, given=frozenset(given))

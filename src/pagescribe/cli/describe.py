@@ -6,36 +6,19 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
-from pagescribe.cli_options import generation_options, model_options, prompt_text, sampling_from
+from pagescribe.cli.options import engine_options_from, generation_options, model_options, prompt_text, sampling_from
 from pagescribe.engine.base import Engine
+from pagescribe.engine.factory import load_engine
+from pagescribe.engine.sinks import stream
 from pagescribe.errors import PagescribeError
 from pagescribe.pipeline.render import RenderedPage, count_pages, parse_page_ranges, render_document
 from pagescribe.pipeline.transcribe import build_request
 from pagescribe.prompts import Prompt
 from pagescribe.types import GenerationRequest, GenerationResult, SamplingParams
-
-
-def load_engine(
-    model: str | None,
-    *,
-    mmproj: str | None,
-    n_ctx: int,
-    n_threads: int | None,
-    chat_template_file: Path | None,
-    slots: int = 1,
-) -> Engine:
-    """Resolve, validate and load the in-process engine; raises ``ModelError`` with the reason."""
-    from pagescribe.engine.llamacpp import LlamaCppEngine
-    from pagescribe.models.resolve import resolve_model
-
-    files = resolve_model(model, mmproj=mmproj)
-    template = chat_template_file.read_text(encoding="utf-8") if chat_template_file else None
-    engine = LlamaCppEngine(files, n_ctx=n_ctx, n_threads=n_threads, slots=slots, chat_template=template)
-    engine.load()
-    return engine
 
 
 def page_request(prompt: str, page: RenderedPage, params: SamplingParams) -> GenerationRequest:
@@ -57,12 +40,6 @@ def iter_inputs(path: Path, pages: str | None) -> Iterator[RenderedPage]:
 @click.option("--pages", default=None, metavar="RANGES", help="PDF pages to describe, e.g. 1-3,7 (default: all).")
 def describe_command(
     files: tuple[Path, ...],
-    model: str | None,
-    mmproj: str | None,
-    n_ctx: int,
-    slots: int,
-    n_threads: int | None,
-    chat_template_file: Path | None,
     prompt: str | None,
     prompt_file: Path | None,
     max_tokens: int,
@@ -72,6 +49,7 @@ def describe_command(
     seed: int,
     as_json: bool,
     pages: str | None,
+    **model: Any,
 ) -> None:
     """Describe images and PDF pages with the vision model, loaded in this process.
 
@@ -80,10 +58,9 @@ def describe_command(
     """
     instruction = prompt_text(prompt, prompt_file)
     params = sampling_from(max_tokens, temperature, top_p, repeat_penalty, seed)
+    options = engine_options_from(model)
     try:
-        engine = load_engine(
-            model, mmproj=mmproj, n_ctx=n_ctx, n_threads=n_threads, chat_template_file=chat_template_file, slots=slots
-        )
+        engine = load_engine(options)
     except PagescribeError as exc:
         raise click.ClickException(exc.message) from exc
     failed = 0
@@ -123,7 +100,7 @@ def _describe_file(
 def _run(engine: Engine, request: GenerationRequest, *, header: str | None) -> GenerationResult:
     if header is not None:
         click.echo(header)
-    for item in engine.stream(request):
+    for item in stream(engine, request):
         if isinstance(item, GenerationResult):
             if header is not None:
                 click.echo()

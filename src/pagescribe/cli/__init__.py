@@ -1,4 +1,7 @@
-"""The `pagescribe` command. Subcommands live beside the code they drive and load only when used."""
+"""The `pagescribe` command. Each subcommand is a module of this package and loads only when used.
+
+Command modules sit on top of the library: they import it, nothing in the library imports them.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +15,13 @@ from pagescribe import __version__
 
 # name -> "module:attribute"; imported on first use so `pagescribe --help` stays fast and light
 COMMANDS = {
-    "describe": "pagescribe.describe:describe_command",
-    "serve": "pagescribe.server.cli:serve_command",
-    "convert": "pagescribe.pipeline.cli:convert_command",
-    "model": "pagescribe.models.cli:model_group",
-    "endpoint": "pagescribe.aws.cli:endpoint_group",
-    "invoke": "pagescribe.client.cli:invoke_command",
-    "image": "pagescribe.aws.image_cli:image_group",
+    "describe": "pagescribe.cli.describe:describe_command",
+    "serve": "pagescribe.cli.serve:serve_command",
+    "convert": "pagescribe.cli.convert:convert_command",
+    "model": "pagescribe.cli.model:model_group",
+    "endpoint": "pagescribe.cli.endpoint:endpoint_group",
+    "invoke": "pagescribe.cli.invoke:invoke_command",
+    "image": "pagescribe.cli.image:image_group",
 }
 
 
@@ -40,7 +43,7 @@ def _attach_model_package(group: Any) -> None:
     """`pagescribe model package` is written with the AWS helpers; it joins the `model` group here."""
     if isinstance(group, click.Group) and "package" not in group.commands:
         try:
-            from pagescribe.aws.cli import package_command
+            from pagescribe.cli.endpoint import package_command
         except ImportError:  # pragma: no cover - the AWS helpers are part of the package
             return
         group.add_command(package_command, "package")

@@ -1,6 +1,6 @@
 """Click commands for AWS: ``pagescribe model package`` and ``pagescribe endpoint status|invoke``.
 
-They are registered on the main CLI in ``pagescribe/cli.py``; AWS credentials, region and
+They are registered on the main CLI in ``pagescribe/cli/__init__.py``; AWS credentials, region and
 ``AWS_ENDPOINT_URL*`` come from the usual boto3 sources.
 """
 

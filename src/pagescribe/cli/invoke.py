@@ -13,11 +13,11 @@ from typing import Any
 
 import click
 
-from pagescribe.cli_options import generation_options, prompt_text
-from pagescribe.client.base import Client, Parameters
-from pagescribe.client.payload import ImageDownsizedWarning, ImageLike
-from pagescribe.client.retry import RetryPolicy
+from pagescribe.cli.options import generation_options, prompt_text
+from pagescribe.client import Client, ImageDownsizedWarning, ImageLike, Parameters, RetryPolicy
 from pagescribe.errors import PagescribeError
+from pagescribe.pipeline.render import parse_page_ranges, render_document
+from pagescribe.pipeline.sources import sniff
 
 
 @dataclass(frozen=True)
@@ -180,13 +180,9 @@ def _print_text(
 
 def _inputs(path: Path, pages: str | None) -> Iterator[Input]:
     """The file itself when it is an image (sent as it is); each rendered page of a PDF or Office file."""
-    from pagescribe.pipeline.sources import sniff
-
     if sniff(path) not in ("pdf", "office"):
         yield Input(path, path)
         return
-    from pagescribe.pipeline.render import parse_page_ranges, render_document
-
     selected = parse_page_ranges(pages) if pages else None
     for page in render_document(path, pages=selected):
         yield Input(path, page.image, page.page, page.page_count)

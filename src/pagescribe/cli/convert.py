@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
-from pagescribe.cli_options import model_options
+from pagescribe.cli.options import engine_options_from, model_options
 from pagescribe.client import Client
-from pagescribe.client.base import DEFAULT_READ_TIMEOUT_S
+from pagescribe.client.transport import DEFAULT_CONCURRENCY, DEFAULT_READ_TIMEOUT_S
 from pagescribe.errors import PagescribeError
 from pagescribe.pipeline.chunking import ChunkOptions
 from pagescribe.pipeline.options import ConvertOptions
 from pagescribe.pipeline.progress import make_progress
-from pagescribe.pipeline.remote import DEFAULT_CONCURRENCY, ClientBackend
 from pagescribe.pipeline.render import parse_page_ranges
 from pagescribe.pipeline.runner import Conversion
-from pagescribe.pipeline.transcribe import Backend, EngineBackend
 from pagescribe.prompts import load_prompt
 from pagescribe.types import SamplingParams
 
@@ -173,15 +170,14 @@ def convert_command(
         )
     except (PagescribeError, ValueError) as exc:
         raise click.UsageError(getattr(exc, "message", str(exc))) from exc
-    backend, close = _backend(remote, concurrency=concurrency, model_options=model_options)
-    try:
-        _run(inputs, out_dir, backend, options, progress_mode)
-    finally:
-        close()
+    client = _client(remote, concurrency=concurrency, model_options=model_options)
+    with client:
+        _run(inputs, out_dir, client, options, progress_mode)
 
 
-def _run(inputs: tuple[str, ...], out_dir: Path, backend: Backend, options: ConvertOptions, mode: str) -> None:
-    conversion = Conversion(inputs, out_dir=out_dir, backend=backend, options=options, progress=make_progress(mode))
+def _run(inputs: tuple[str, ...], out_dir: Path, client: Client, options: ConvertOptions, mode: str) -> None:
+    # pages are cached under the model the client names (a server's, or the files loaded here), else its target
+    conversion = Conversion(inputs, out_dir=out_dir, backend=client, options=options, progress=make_progress(mode))
     try:
         for _ in conversion:
             pass
@@ -194,26 +190,14 @@ def _run(inputs: tuple[str, ...], out_dir: Path, backend: Backend, options: Conv
         sys.exit(1)
 
 
-def _backend(
-    remote: RemoteTarget, *, concurrency: int | None, model_options: dict[str, Any]
-) -> tuple[Backend, Callable[[], None]]:
-    """The backend the options name, and how to release it. ``model_options`` go to ``load_engine``."""
-    if remote.url is not None or remote.endpoint is not None:
-        in_flight = concurrency or DEFAULT_CONCURRENCY
-        try:
-            client = remote.client(concurrency=in_flight)
-        except PagescribeError as exc:
-            raise click.ClickException(exc.message) from exc
-        # key the resume cache by the model that answers when the server names it, so a new model redoes pages
-        backend = ClientBackend(client, model_id=client.model_id() or remote.model_id, concurrency=in_flight)
-        return backend, backend.close
-    from pagescribe.describe import load_engine
-
+def _client(remote: RemoteTarget, *, concurrency: int | None, model_options: dict[str, Any]) -> Client:
+    """The client the options name: a server, an endpoint, or the model loaded here (``model_options``)."""
     try:
-        engine = load_engine(**model_options)
+        if remote.url is not None or remote.endpoint is not None:
+            return remote.client(concurrency=concurrency or DEFAULT_CONCURRENCY)
+        return Client.in_process(options=engine_options_from(model_options))
     except PagescribeError as exc:
         raise click.ClickException(exc.message) from exc
-    return EngineBackend(engine), engine.close
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,13 +219,6 @@ class RemoteTarget:
         if self.url is None and self.endpoint is None and self.timeout_s is not None:
             raise click.UsageError("--timeout applies to --url and --endpoint only")
 
-    @property
-    def model_id(self) -> str:
-        """The name the resume cache keys pages by: the server's root URL, or the endpoint's name."""
-        if self.endpoint is not None:
-            return f"sagemaker:{self.endpoint}"
-        assert self.url is not None
-        return self.url.strip().rstrip("/").removesuffix("/invocations")
 
     def client(self, *, concurrency: int) -> Client:
         """The client for the target (``ClientConfigError`` when, say, the AWS profile does not exist)."""
