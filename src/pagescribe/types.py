@@ -172,18 +172,24 @@ class GenerationResult:
     """What the model said: the text, why it stopped (``stop``, ``length``, ``time_limit``, ``cancelled``), the
     tokens it took and where the time went. The engine, the server's answers and every client return this."""
 
+
     text: str
     finish_reason: FinishReason
     usage: Usage
     timings: Timings
     model: str
+    #: Follow-up requests that continued this answer past time limits (a client's stitched answer).
+    continuations: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The result as JSON-ready data (the shape of the server's answer fields)."""
-        return {
+        data: dict[str, Any] = {
             "text": self.text,
             "finish_reason": self.finish_reason,
             "usage": self.usage.as_dict(),
             "timings": self.timings.as_dict(),
             "model": self.model,
         }
+        if self.continuations:
+            data["continuations"] = self.continuations
+        return data

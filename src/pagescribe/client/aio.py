@@ -17,6 +17,7 @@ from typing import Any, Unpack
 import httpx
 
 from pagescribe.client.client import Client, engine_options
+from pagescribe.client.continuation import DEFAULT_MAX_CONTINUATIONS, Continuation
 from pagescribe.client.http import AsyncHttpTransport
 from pagescribe.client.local import AsyncLocalTransport
 from pagescribe.client.payload import DEFAULT_PAYLOAD_LIMIT
@@ -81,8 +82,9 @@ class AsyncClient:
     ...     results = await client.describe_many(["p1.png", "p2.png"], concurrency=4)
     """
 
-    def __init__(self, transport: AsyncTransport) -> None:
+    def __init__(self, transport: AsyncTransport, *, max_continuations: int = DEFAULT_MAX_CONTINUATIONS) -> None:
         self.transport = transport
+        self.max_continuations = max_continuations
 
     @classmethod
     def for_endpoint(
@@ -157,13 +159,14 @@ class AsyncClient:
         self, image: ImageLike | Sequence[ImageLike], *, prompt: str | None = None, **parameters: Unpack[Parameters]
     ) -> GenerationResult:
         """Describe one image or several; see ``Client.describe``."""
-        return await self.transport.generate(self.request(image, prompt, parameters))
+        return await self.generate(self.request(image, prompt, parameters))
 
     async def stream(
         self, image: ImageLike | Sequence[ImageLike], *, prompt: str | None = None, **parameters: Unpack[Parameters]
     ) -> AsyncDescriptionStream:
         """Start an answer and return its text stream once it has begun; see ``Client.stream``."""
-        return AsyncDescriptionStream(await self.transport.stream(self.request(image, prompt, parameters)))
+        request = self.request(image, prompt, parameters)
+        return AsyncDescriptionStream(self._pieces(request, await self.transport.stream(request)))
 
     def request(
         self, image: ImageLike | Sequence[ImageLike], prompt: str | None, parameters: Parameters
@@ -172,8 +175,31 @@ class AsyncClient:
         return make_request(image, prompt, parameters, limits=self.transport.image_limits)
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        """Answer a request built by the caller; see ``Client.generate``."""
-        return await self.transport.generate(request)
+        """Answer a request built by the caller, continuing it past time limits; see ``Client.generate``."""
+        answer = Continuation(request, self.max_continuations)
+        follow_up: GenerationRequest | None = request
+        while follow_up is not None:
+            answer.add(await self.transport.generate(follow_up))
+            follow_up = answer.next_request()
+        return answer.result() if len(answer.results) > 1 else answer.results[0]
+
+    async def _pieces(self, request: GenerationRequest, first: AsyncIterator[Item]) -> AsyncIterator[Item]:
+        answer = Continuation(request, self.max_continuations)
+        items: AsyncIterator[Item] | None = first
+        try:
+            while items is not None:
+                async for item in items:
+                    if isinstance(item, GenerationResult):
+                        answer.add(item)
+                    else:
+                        yield item
+                follow_up = answer.next_request()
+                items = None if follow_up is None else await self.transport.stream(follow_up)
+        finally:
+            close = getattr(items, "aclose", None)
+            if close is not None:
+                await close()
+        yield answer.result() if len(answer.results) > 1 else answer.results[0]
 
     async def describe_many(
         self,
@@ -193,7 +219,7 @@ class AsyncClient:
         async def one(item: ImageLike | Sequence[ImageLike]) -> GenerationResult | PagescribeError:
             async with gate:
                 try:  # images are read and decoded in turn, not all at once
-                    return await self.transport.generate(self.request(item, prompt, parameters))
+                    return await self.generate(self.request(item, prompt, parameters))
                 except PagescribeError as exc:
                     return exc
 

@@ -7,12 +7,13 @@ Every method returns the internal result type, ``GenerationResult``, whichever t
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any, Unpack
 
 import httpx
 
+from pagescribe.client.continuation import DEFAULT_MAX_CONTINUATIONS, Continuation
 from pagescribe.client.http import HttpTransport
 from pagescribe.client.local import LocalTransport
 from pagescribe.client.payload import DEFAULT_PAYLOAD_LIMIT
@@ -23,6 +24,7 @@ from pagescribe.client.transport import (
     DEFAULT_READ_TIMEOUT_S,
     DescriptionStream,
     ImageLike,
+    Item,
     Parameters,
     Transport,
     make_request,
@@ -38,10 +40,15 @@ class Client:
 
     >>> with Client.for_endpoint("my-endpoint") as client:
     ...     print(client.describe("page.png", max_tokens=1024).text)
+
+    An answer a time limit cuts (``finish_reason`` ``time_limit``: SageMaker's real-time budget, a server's
+    ``--time-limit``) is continued with follow-up requests, up to ``max_continuations`` of them, and returned
+    whole (``continuations`` says how many it took); set ``max_continuations = 0`` to get the cut answer as it is.
     """
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, *, max_continuations: int = DEFAULT_MAX_CONTINUATIONS) -> None:
         self.transport = transport
+        self.max_continuations = max_continuations
 
     @classmethod
     def for_endpoint(
@@ -140,7 +147,7 @@ class Client:
         images (in order); without it they go before the text. Raises the server's own ``PagescribeError``
         subclasses (``ImageError``, ``InvalidRequest``, ``ServiceUnavailable``...).
         """
-        return self.transport.generate(self.request(image, prompt, parameters))
+        return self.generate(self.request(image, prompt, parameters))
 
     def stream(
         self,
@@ -150,7 +157,7 @@ class Client:
         **parameters: Unpack[Parameters],
     ) -> DescriptionStream:
         """Like ``describe``, but yields the text as it is generated; the stream's ``result`` has the rest."""
-        return DescriptionStream(self.transport.stream(self.request(image, prompt, parameters)))
+        return self.stream_request(self.request(image, prompt, parameters))
 
     def request(
         self, image: ImageLike | Sequence[ImageLike], prompt: str | None, parameters: Parameters
@@ -160,11 +167,35 @@ class Client:
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         """Answer a request built by the caller (several turns, images among the text, any sampling)."""
-        return self.transport.generate(request)
+        answer = Continuation(request, self.max_continuations)
+        follow_up: GenerationRequest | None = request
+        while follow_up is not None:
+            answer.add(self.transport.generate(follow_up))
+            follow_up = answer.next_request()
+        return answer.result() if len(answer.results) > 1 else answer.results[0]
 
     def stream_request(self, request: GenerationRequest) -> DescriptionStream:
-        """Like ``generate``, but yields the text as it is generated."""
-        return DescriptionStream(self.transport.stream(request))
+        """Like ``generate``, but yields the text as it is generated (continuations too)."""
+        # The first request is sent now, so a refused one fails here rather than at the first read.
+        return DescriptionStream(self._pieces(request, self.transport.stream(request)))
+
+    def _pieces(self, request: GenerationRequest, first: Iterator[Item]) -> Iterator[Item]:
+        answer = Continuation(request, self.max_continuations)
+        items: Iterator[Item] | None = first
+        try:
+            while items is not None:
+                for item in items:
+                    if isinstance(item, GenerationResult):
+                        answer.add(item)
+                    else:
+                        yield item
+                follow_up = answer.next_request()
+                items = None if follow_up is None else self.transport.stream(follow_up)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+        yield answer.result() if len(answer.results) > 1 else answer.results[0]
 
     @property
     def concurrency(self) -> int:

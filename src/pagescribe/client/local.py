@@ -82,15 +82,15 @@ class AsyncLocalTransport:
         self._owned = owned
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        events = await self._submit(request)
+        events = await self._submit(request, pieces=False)
         return await events.result()
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Item]:
-        events = await self._submit(request)
+        events = await self._submit(request, pieces=True)
         return events.events()
 
-    async def _submit(self, request: GenerationRequest) -> AsyncEvents:
-        events = AsyncEvents(asyncio.get_running_loop())
+    async def _submit(self, request: GenerationRequest, *, pieces: bool) -> AsyncEvents:
+        events = AsyncEvents(asyncio.get_running_loop(), pieces=pieces)
         work = events.work(fit_images(request))
         try:
             self.engine.submit([work])

@@ -52,9 +52,12 @@ class ImageDecoder:
         """M-RoPE (2-D positions) and non-causal images are decoded by libmtmd's helper, in one go."""
         return self.native.mrope or bool(self._m.mtmd_decode_use_non_causal(self.native.mtmd, chunk))
 
-    def decode_part(self, embd: npt.NDArray[np.float32], done: int, first_pos: int, seq: int) -> int:
-        """Decode rows ``done:done+step`` at positions from ``first_pos + done``; returns rows decoded."""
-        rows = embd[done : done + self.step]
+    def decode_part(
+        self, embd: npt.NDArray[np.float32], done: int, first_pos: int, seq: int, *, limit: int | None = None
+    ) -> int:
+        """Decode rows ``done:done+step`` (at most ``limit``) at positions from ``first_pos + done``; returns rows
+        decoded."""
+        rows = embd[done : done + min(self.step, limit or self.step)]
         self._batch.fill(rows, first_pos + done, seq)
         rc = self.native.decode(self._batch.raw)
         if rc != 0:

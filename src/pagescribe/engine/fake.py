@@ -7,6 +7,7 @@ deadlines), one loop thread, ``n_slots`` requests answered together a word per s
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +32,7 @@ class _Running:
 @dataclass(eq=False)
 class FakeEngine:
     """Answers every request with ``reply`` (or the next of ``replies``, or what ``answer`` makes of the request),
-    one word per token.
+    one word per token; a dialog ending with the beginning of that reply (an assistant message) gets the rest.
 
     ``token_delay_s`` makes each step (a word for every running request) take time (for health, time-limit and
     cancellation tests); ``fail_on`` makes requests whose text contains that string fail with ``EngineError``;
@@ -120,9 +121,8 @@ class FakeEngine:
         waiting = self._queue.take()
         held = []
         for job in waiting:
-            reason = job.stop_reason()
-            if reason is not None:
-                job.finish(job.empty_result(reason, self.model_id))
+            if job.stop_reason() == "cancelled":
+                job.finish(job.empty_result("cancelled", self.model_id))
             elif len(self._running) >= self.n_slots:
                 held.append(job)
             else:
@@ -138,8 +138,10 @@ class FakeEngine:
         if self.fail_on is not None and self.fail_on in prompt_text:
             job.finish(EngineError(f"scripted failure for a prompt containing {self.fail_on!r}"))
             return
-        words = reply.split(" ")
-        self._running.append(_Running(job, [w if i == 0 else " " + w for i, w in enumerate(words)]))
+        last = request.messages[-1]
+        if len(request.messages) > 1 and last.role == "assistant":  # continue the answer after its beginning
+            reply = reply[len(last.text):] if reply.startswith(last.text) else reply
+        self._running.append(_Running(job, re.findall(r"\s*\S+", reply)))
         self.peak_running = max(self.peak_running, len(self._running))
 
     def _step(self) -> None:
@@ -150,6 +152,8 @@ class FakeEngine:
         now = time.monotonic()
         for run in list(self._running):
             reason = run.job.stop_reason(now)
+            if reason == "time_limit" and not run.out:  # as the real engine: one step, however late
+                reason = None
             if reason is None and len(run.out) >= run.job.request.params.max_tokens:
                 reason = "length"
             if reason is None and len(run.out) == len(run.pieces):

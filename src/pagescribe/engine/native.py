@@ -143,6 +143,21 @@ class NativeModel:
             n = self._lib.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, special)
         return buf.raw[:n]
 
+    def tokenize(self, text: str) -> list[int]:
+        """``text`` as tokens, special-token markers kept as plain text (the tokenizer's word-start space included,
+        as for any separately tokenized text)."""
+        data = text.encode("utf-8")
+        size = len(data) + 8
+        out = (self._lib.llama_token * size)()
+        n = self._lib.llama_tokenize(self.vocab, data, len(data), out, size, False, False)
+        if n < 0:
+            size = -n
+            out = (self._lib.llama_token * size)()
+            n = self._lib.llama_tokenize(self.vocab, data, len(data), out, size, False, False)
+        if n < 0:
+            raise EngineError("llama.cpp could not tokenize the text to continue")
+        return [int(out[i]) for i in range(n)]
+
     def bos_text(self) -> str:
         return self.piece(int(self._lib.llama_vocab_bos(self.vocab)), special=True).decode("utf-8", "replace")
 

@@ -41,7 +41,10 @@ class EngineOptions(BaseSettings):
     ctx: int = Field(default=4096, ge=256, le=131072, description="context window of one request in tokens")
     threads: int | None = Field(default=None, ge=1, le=1024, description="CPU threads (default: all available)")
     slots: int = Field(default=2, ge=1, le=64, description="requests generated together by continuous batching")
-    batch_size: int = Field(default=512, ge=32, le=8192, description="most tokens evaluated in one batch step")
+    batch_size: int = Field(
+        default=512, ge=8, le=8192,
+        description="most tokens evaluated in one batch step (smaller: the others wait less, at some throughput)",
+    )
     queue_size: int = Field(default=16, ge=0, description="requests that may wait for a slot before 503")
     image_cache_mb: int = Field(default=256, ge=0, description="memory for reusing embeddings of repeated images")
     prefix_cache_mb: int = Field(

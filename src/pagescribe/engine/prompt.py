@@ -4,6 +4,10 @@ The template is rendered with a sentinel in place of every request text part and
 then split back into pieces: template text (tokenized with special-token parsing), request text (tokenized as
 plain text, so ``</s>``, ``[INST]`` or a media marker typed by a user stay words), and images. This is how user
 text that imitates special tokens or media markers is neutralised without altering a character of it.
+
+A dialog that ends with an assistant message asks for that message to be continued: the dialog before it is
+rendered with the generation prompt, and the message's text follows as a ``prefix`` piece (no end-of-turn token),
+so the model goes on from where that text stops. This is how a client continues an answer a time limit cut.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ def default_chat_template() -> str:
 
 @dataclass(frozen=True, slots=True)
 class PromptPiece:
-    kind: Literal["template", "text", "image"]
+    """Template text, request text, an image, or the beginning of the answer to continue (``prefix``, last)."""
+
+    kind: Literal["template", "text", "image", "prefix"]
     text: str = ""
     image: ImageInput | None = None
 
@@ -49,6 +55,13 @@ class ChatTemplate:
         self._eos = eos_token
 
     def render(self, messages: tuple[Message, ...]) -> list[PromptPiece]:
+        if len(messages) > 1 and messages[-1].role == "assistant":
+            if messages[-1].images:
+                raise InvalidRequest("an assistant message to continue cannot carry images")
+            return [*self._render(messages[:-1]), PromptPiece("prefix", messages[-1].text)]
+        return self._render(messages)
+
+    def _render(self, messages: tuple[Message, ...]) -> list[PromptPiece]:
         nonce = secrets.token_hex(6)
         texts: list[str] = []
         images: list[ImageInput] = []
@@ -117,5 +130,6 @@ def _split(rendered: str, nonce: str, texts: list[str], images: list[ImageInput]
 
 
 def pieces_to_text(pieces: list[PromptPiece]) -> str:
-    """The prompt as a string, each image shown as ``<__image__>`` (for logs and tests)."""
+    """The prompt as a string, each image shown as ``<__image__>`` (for logs and tests); a prefix to continue
+    follows as it is."""
     return "".join(IMAGE_PLACEHOLDER if p.kind == "image" else p.text for p in pieces)

@@ -8,6 +8,11 @@ request's sink. Requests that share a leading prompt reuse its KV cells (prefix 
 another slot is evaluating waits for it; a reused prefix no slot keeps any more is saved to host memory,
 ``prefixes.py``); identical images reuse their embeddings (image cache). Cancellation and each request's deadline
 are checked every step.
+
+A time limit never costs the work done: every admitted request gets at least one step, a request near its deadline
+gets a step sized to what fits before it (from the measured evaluation rate), and a request cut short leaves its
+evaluated prompt in its slot (a half-evaluated image included) and its answer's tokens remembered, so the same
+request continued (its text so far as the assistant's prefix) evaluates only what is new.
 """
 
 from __future__ import annotations
@@ -26,13 +31,17 @@ from pagescribe.engine.queue import Heartbeat, Job, WorkQueue
 from pagescribe.engine.sampling import Sampler
 from pagescribe.engine.slots import Slot, best_prefix
 from pagescribe.engine.textstream import TextStream
-from pagescribe.engine.tokens import ImageKey, TokenizedPrompt, common_prefix, span
+from pagescribe.engine.tokens import AnswerTokens, ImageKey, TokenizedPrompt, common_prefix, span
 from pagescribe.errors import ContextOverflow, EngineError, NotReady
 from pagescribe.types import FinishReason, GenerationResult
 
 log = logging.getLogger("pagescribe.engine")
 
 MiB = 1024 * 1024
+#: Fewest prompt positions a step gives a request however close its deadline: every request makes progress.
+MIN_STEP = 32
+#: Of the time left before a deadline, the share a step may be planned to take (the rate is an estimate).
+STEP_SHARE = 0.8
 
 
 class BatchScheduler:
@@ -47,6 +56,8 @@ class BatchScheduler:
         self.slots = [Slot(seq=i) for i in range(options.slots)]
         self.images = ImageDecoder(native, step=self.n_batch, cache=EmbeddingCache(options.image_cache_mb * MiB))
         self.saved = SavedPrefixes(options.prefix_cache_mb * MiB)
+        self.answers = AnswerTokens()
+        self._rate = 0.0  # positions evaluated per second in prompt steps, measured (0: not yet)
         self.queue = WorkQueue(slots=options.slots, queue_size=options.queue_size, retry_after_s=options.retry_after_s)
         self.heartbeat = Heartbeat(stall_timeout_s=options.stall_timeout_s)
         self._batch = TokenBatch(self.n_batch)
@@ -92,7 +103,7 @@ class BatchScheduler:
             if slot.job is not None:
                 slot.job.finish(exc)
                 self._release(slot)
-            slot.cached = []
+            slot.cached, slot.partial = [], None
         self.native.clear()
 
     # -- admission and prefix reuse ------------------------------------------------------------------------
@@ -101,10 +112,13 @@ class BatchScheduler:
         """Start waiting jobs on idle slots, in order; a job whose prompt another slot is evaluating right now
         waits for that slot to get past the part they share, then copies it instead of computing it again."""
         held: list[Job] = []
-        for job in self.queue.take():
-            reason = job.stop_reason()
-            if reason is not None:  # cancelled or out of time before it started: answered, never left waiting
-                self._drop(job, job.empty_result(reason, self.model_id))
+        jobs = self.queue.take()
+        while jobs:
+            job = jobs.pop(0)
+            # Cancelled before it started: answered, never left waiting. Out of time is not a reason not to start:
+            # a request gets one step however long it waited, so that continuing it makes progress.
+            if job.stop_reason() == "cancelled":
+                self._drop(job, job.empty_result("cancelled", self.model_id))
                 continue
             idle = [s for s in self.slots if not s.active]
             if not idle:
@@ -120,12 +134,18 @@ class BatchScheduler:
             job.prompt = None  # the slot owns it from here
             slot = self._choose_slot(idle, prompt)
             try:
-                self._start(slot, job, prompt)
+                copied = self._start(slot, job, prompt)
             except Exception as exc:  # e.g. a response_format whose schema cannot become a grammar
                 job.finish(exc)
                 self._release(slot)
                 slot.cached = []
                 self.native.forget(slot.seq, 0)
+                continue
+            if copied:
+                # llama.cpp copies a KV stream at the next decode; until then nothing may write the source's data
+                # (a saved state restored into it would be copied instead): the others wait one step.
+                held.extend(jobs)
+                break
         self.queue.hold(held)
 
     def _drop(self, job: Job, event: GenerationResult | BaseException) -> None:
@@ -138,7 +158,7 @@ class BatchScheduler:
     def _tokenize(self, job: Job) -> TokenizedPrompt | None:
         """The job's prompt, or ``None`` after answering the job with why it cannot run."""
         try:
-            prompt = TokenizedPrompt(self.native, self.template.render(job.request.messages))
+            prompt = TokenizedPrompt(self.native, self.template.render(job.request.messages), answers=self.answers)
         except Exception as exc:
             job.finish(exc)
             return None
@@ -165,7 +185,8 @@ class BatchScheduler:
         own, _, _ = best_prefix(idle, prompt.keys)
         return own if own is not None else min(idle, key=lambda s: len(s.cached))
 
-    def _start(self, slot: Slot, job: Job, prompt: TokenizedPrompt) -> None:
+    def _start(self, slot: Slot, job: Job, prompt: TokenizedPrompt) -> bool:
+        """Put ``job`` on ``slot``, reusing the longest cached prefix; whether it copied another slot's stream."""
         _, own_keys, own_pos = best_prefix([slot], prompt.keys)
         source, n_keys, n_pos = best_prefix(self.slots, prompt.keys)
         if source is None or n_keys <= own_keys:  # the slot's own cells do as well: no copy
@@ -173,6 +194,7 @@ class BatchScheduler:
         self._save_shared(slot, keep=own_keys)
         saved, saved_keys, saved_pos = self.saved.best(prompt.keys)
         donor: Slot | None = None
+        rows = 0  # of a half-evaluated image to resume
         if saved_keys > n_keys:  # no slot holds as much as a saved state: copy it back from host memory
             try:
                 self.native.restore(slot.seq, self.saved.state(saved))
@@ -182,7 +204,8 @@ class BatchScheduler:
             self.native.forget(slot.seq, saved_pos)
             n_keys, n_pos = saved_keys, saved_pos
         elif source is slot:
-            self.native.forget(slot.seq, n_pos)
+            rows = self._resumable_rows(slot, prompt, n_keys)
+            self.native.forget(slot.seq, n_pos + rows)
         else:
             self.native.forget(slot.seq, 0)
             self.native.share(source.seq, slot.seq, n_pos)
@@ -194,16 +217,27 @@ class BatchScheduler:
         params = job.request.params
         slot.job, slot.prompt, slot.phase = job, prompt, "prompt"
         slot.cached = list(prompt.keys[:n_keys])
-        slot.cursor, slot.n_past, slot.n_cached = n_keys, n_pos, n_pos
-        slot.image_done, slot.image_embd = 0, None
+        slot.cursor, slot.n_past, slot.n_cached = n_keys, n_pos + rows, n_pos + rows
+        slot.image_done, slot.image_embd, slot.partial = rows, None, None
         slot.sampler = Sampler(self.native.model, self.native.vocab, params)
         slot.text = TextStream(params.stop)
         slot.n_generated, slot.next_token, slot.out_index = 0, -1, -1
+        slot.generated, slot.complete, slot.steps = [], 0, 0
         slot.started, slot.first_token, slot.encode_ms = time.perf_counter(), 0.0, 0.0
+        return donor is not None
+
+    def _resumable_rows(self, slot: Slot, prompt: TokenizedPrompt, n_keys: int) -> int:
+        """Rows of an image ``slot`` had evaluated when its request was cut, if ``prompt`` goes on with that image
+        right after what it shares with the slot (the cells are still there)."""
+        if slot.partial is None or n_keys != len(slot.cached) or n_keys >= len(prompt.keys):
+            return 0
+        key, rows = slot.partial
+        return rows if prompt.keys[n_keys] == key else 0
 
     def _save_shared(self, slot: Slot, *, keep: int) -> None:
         """Before ``slot`` drops its cells past ``keep`` keys: if they hold the last copy of a prefix that requests
-        have reused, save that prefix to host memory (the slot's cells after it are dropped first)."""
+        have reused, or of an answer a time limit cut (to be continued), save it to host memory (the slot's cells
+        after it are dropped first)."""
         hot = slot.cached[: slot.shared]
         if len(hot) <= keep or not self.saved.enabled or self.saved.covers(hot):
             return
@@ -224,10 +258,21 @@ class BatchScheduler:
         slot.phase = "idle"
 
     def _finish(self, slot: Slot, finish: FinishReason) -> None:
-        assert slot.job is not None and slot.text is not None
-        tail = slot.text.finish()
+        assert slot.job is not None and slot.text is not None and slot.prompt is not None
+        cut = finish == "time_limit"
+        # A cut answer ends at its last whole character: the bytes of one split by the cut come with the rest.
+        tail = slot.text.finish(complete_only=cut)
         if tail:
             slot.job.emit(tail)
+        if cut:  # ready to be continued: its tokens remembered, its cells kept (or saved), a half image too
+            prompt = slot.prompt
+            tokens = prompt.prefix_tokens + slot.generated[: slot.complete]
+            self.answers.remember(prompt.prefix_text + slot.text.text, tokens)
+            slot.shared = len(slot.cached)  # saved to host memory if another request needs the slot first
+            if slot.phase == "prompt" and slot.image_done and not slot.prompt_done():
+                key = slot.next_key()
+                if isinstance(key, ImageKey):
+                    slot.partial = (key, slot.image_done)
         slot.job.finish(slot.result(finish, self.model_id))
         self._release(slot)
 
@@ -236,7 +281,8 @@ class BatchScheduler:
         for slot in self.slots:
             if slot.job is not None:
                 reason = slot.job.stop_reason(now)
-                if reason is not None:
+                # Out of time, but not before one step: every request makes some progress to continue from.
+                if reason == "cancelled" or (reason == "time_limit" and slot.steps):
                     self._finish(slot, reason)
 
     # -- one step ------------------------------------------------------------------------------------------
@@ -248,9 +294,13 @@ class BatchScheduler:
         for slot in generating:
             slot.out_index = batch.add(slot.next_token, slot.n_past, slot.seq, logits=True)
         prompting = sorted((s for s in self.slots if s.phase == "prompt"), key=lambda s: s.started)
+        for slot in generating:
+            slot.steps += 1
         finishing_prompt = self._add_prompt_text(prompting, self.n_batch - len(generating))
+        started = time.perf_counter()
         if batch.n and self.native.decode(batch.raw) != 0:
             raise EngineError("llama_decode failed on a batch")
+        self._measure(batch.n, time.perf_counter() - started)
         for slot in generating:
             slot.n_past += 1
             slot.cached.append(slot.next_token)
@@ -264,6 +314,21 @@ class BatchScheduler:
         if image_slot is not None:
             self._image_step(image_slot)
 
+    def _measure(self, positions: int, seconds: float) -> None:
+        """Keep a running estimate of how many positions a prompt step evaluates per second."""
+        if positions >= MIN_STEP and seconds > 0:
+            rate = positions / seconds
+            self._rate = rate if not self._rate else 0.7 * self._rate + 0.3 * rate
+
+    def _room(self, slot: Slot) -> int:
+        """Most prompt positions to give ``slot`` in this step: what fits before its deadline, at least
+        ``MIN_STEP``, at most a batch."""
+        deadline = slot.job.deadline if slot.job is not None else None
+        if deadline is None or not self._rate:
+            return self.n_batch
+        fits = int((deadline - time.monotonic()) * self._rate * STEP_SHARE)
+        return max(MIN_STEP, min(self.n_batch, fits))
+
     def _add_prompt_text(self, prompting: list[Slot], budget: int) -> list[Slot]:
         """Put prompt tokens of admitted slots into the batch; returns slots whose prompt ends in this batch."""
         finishing = []
@@ -272,7 +337,8 @@ class BatchScheduler:
                 break
             if slot.prompt_done() or isinstance(slot.next_key(), ImageKey):
                 continue
-            tokens = slot.text_run(budget)
+            tokens = slot.text_run(min(budget, self._room(slot)))
+            slot.steps += 1
             last_of_prompt = slot.cursor + len(tokens) == len(slot.prompt_keys())
             for i, token in enumerate(tokens):
                 is_last = last_of_prompt and i == len(tokens) - 1
@@ -290,18 +356,21 @@ class BatchScheduler:
     def _image_step(self, slot: Slot) -> None:
         key = slot.next_key()
         assert isinstance(key, ImageKey) and slot.prompt is not None
+        slot.steps += 1
         chunk = slot.prompt.chunk(key.chunk_index)
-        if slot.image_embd is None:
+        if slot.image_embd is None:  # (image_done > 0: an image resumed where a cut request left it)
             embd, encode_ms = self.images.embeddings(key, chunk)
             slot.image_embd, slot.encode_ms = embd, slot.encode_ms + encode_ms
-            slot.image_done = 0
         embd = slot.image_embd
         first_pos = slot.n_past - slot.image_done
         if self.images.needs_helper(chunk):
             slot.n_past = self.images.decode_whole(chunk, embd, first_pos, slot.seq)
             slot.image_done = key.n_tokens
         else:
-            slot.image_done += self.images.decode_part(embd, slot.image_done, first_pos, slot.seq)
+            started = time.perf_counter()
+            rows = self.images.decode_part(embd, slot.image_done, first_pos, slot.seq, limit=self._room(slot))
+            self._measure(rows, time.perf_counter() - started)
+            slot.image_done += rows
             slot.n_past = first_pos + slot.image_done
             if slot.image_done >= key.n_tokens:
                 slot.n_past = first_pos + span(key)
@@ -318,10 +387,13 @@ class BatchScheduler:
             self._finish(slot, "stop")
             return
         slot.n_generated += 1
+        slot.generated.append(token)
         data = self.native.piece(token)
-        if slot.n_generated == 1 and self.native.space_prefix:
+        if slot.n_generated == 1 and self.native.space_prefix and not slot.prompt_continues():
             data = data.removeprefix(b" ")  # SentencePiece's word-start marker, not text
         piece = slot.text.push(data)
+        if not slot.text.pending:
+            slot.complete = slot.n_generated
         if piece:
             slot.job.emit(piece)
         if slot.text.stopped:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 
 from pagescribe.engine.base import CancelToken, Engine, Event, Work, final
@@ -67,30 +68,51 @@ def collect(engine: Engine, request: GenerationRequest, *, cancel: CancelToken |
 
 
 class AsyncEvents(_Reader):
-    """One request's events delivered to an asyncio loop: the engine's thread posts each event to the loop.
+    """One request's events delivered to an asyncio loop, posted from the engine's thread.
 
-    ``on_result`` runs on the loop when the final result arrives (the server counts it in its metrics). Leaving
-    ``events`` early (a client that went away, a cancelled task) cancels the request.
+    The loop is woken once for whatever arrived since it last looked, not once per token: while it is busy,
+    pieces collect and go over together. With ``pieces=False`` (a caller that wants only the answer) text pieces
+    are not delivered at all, so the loop wakes once per request. ``on_result`` runs on the loop when the final
+    result arrives (the server counts it in its metrics). Leaving ``events`` early (a client that went away, a
+    cancelled task) cancels the request.
     """
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, *, on_result: Callable[[GenerationResult], None] | None = None
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        on_result: Callable[[GenerationResult], None] | None = None,
+        pieces: bool = True,
     ) -> None:
         super().__init__(None)
         self._loop = loop
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._on_result = on_result
+        self._pieces = pieces
+        self._lock = threading.Lock()
+        self._pending: list[Event] = []
+        self._posted = False
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, str) and not self._pieces:
+            return
+        with self._lock:
+            self._pending.append(event)
+            if self._posted:
+                return
+            self._posted = True
         try:
-            self._loop.call_soon_threadsafe(self._deliver, event)
+            self._loop.call_soon_threadsafe(self._drain)
         except RuntimeError:  # the loop has closed: nobody is listening any more
             self.cancel.cancel()
 
-    def _deliver(self, event: Event) -> None:
-        if isinstance(event, GenerationResult) and self._on_result is not None:
-            self._on_result(event)
-        self._queue.put_nowait(event)
+    def _drain(self) -> None:
+        with self._lock:
+            events, self._pending, self._posted = self._pending, [], False
+        for event in events:
+            if isinstance(event, GenerationResult) and self._on_result is not None:
+                self._on_result(event)
+            self._queue.put_nowait(event)
 
     async def events(self) -> AsyncIterator[Item]:
         """Text pieces, then the ``GenerationResult``; raises what the engine raised."""

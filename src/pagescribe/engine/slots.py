@@ -34,6 +34,10 @@ class Slot:
     next_token: int = -1
     out_index: int = -1
     n_generated: int = 0
+    generated: list[int] = field(default_factory=list)  # tokens generated for the request, in order
+    complete: int = 0  # leading generated tokens that decode to whole characters
+    steps: int = 0  # batch steps the request took part in (a deadline stops it only after the first)
+    partial: tuple[ImageKey, int] | None = None  # an image a cut request left half evaluated here (key, rows)
     started: float = 0.0
     first_token: float = 0.0
     encode_ms: float = 0.0
@@ -68,6 +72,10 @@ class Slot:
 
     def prompt_done(self) -> bool:
         return self.cursor >= len(self.prompt_keys())
+
+    def prompt_continues(self) -> bool:
+        """Whether the prompt ends inside the answer (a continued one), so generated text goes on from it."""
+        return self.prompt is not None and self.prompt.continues
 
     def result(self, finish: FinishReason, model_id: str) -> GenerationResult:
         now = time.perf_counter()

@@ -30,11 +30,18 @@ class TextStream:
         self._text += self._decoder.decode(data)
         return self._release()
 
-    def finish(self) -> str:
-        """Flush what is held back at the end of generation (a partial stop string is ordinary text)."""
+    @property
+    def pending(self) -> bool:
+        """Whether bytes of a character split across tokens wait for the rest."""
+        return bool(self._decoder.getstate()[0])
+
+    def finish(self, *, complete_only: bool = False) -> str:
+        """Flush what is held back at the end of generation (a partial stop string is ordinary text). With
+        ``complete_only``, the bytes of a character still incomplete are left out instead of becoming U+FFFD."""
         if self.stopped:
             return ""
-        self._text += self._decoder.decode(b"", final=True)
+        if not complete_only:
+            self._text += self._decoder.decode(b"", final=True)
         return self._take(len(self._text))
 
     def _release(self) -> str:

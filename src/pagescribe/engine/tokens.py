@@ -2,6 +2,10 @@
 
 A key is a token id (one position) or ``ImageKey`` (an image's hash and the positions it spans). Two prompts
 whose keys agree up to a point have the same KV state up to that point, which is what the prefix cache reuses.
+
+The beginning of an answer to continue (a ``prefix`` piece) becomes the very tokens the engine generated for that
+text when it still remembers them (``AnswerTokens``): the same text tokenized afresh could split differently, and
+then neither the prefix cache nor greedy decoding would pick up where the cut answer stopped.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pagescribe.engine import native_log
+from pagescribe.engine.lru import ByteLRU
 from pagescribe.engine.native import NativeModel
 from pagescribe.engine.prompt import PromptPiece
 from pagescribe.errors import EngineError
@@ -49,23 +54,52 @@ def common_prefix(a: Sequence[Key], b: Sequence[Key]) -> int:
     return n
 
 
-class TokenizedPrompt:
-    """The libmtmd chunks of one prompt and its key list; frees the native objects on ``close``."""
+class AnswerTokens:
+    """The tokens behind answers the engine cut short, by their text, so that continuing one replays its tokens."""
 
-    def __init__(self, native: NativeModel, pieces: list[PromptPiece]) -> None:
+    def __init__(self, max_bytes: int = 4 * 1024 * 1024) -> None:
+        self._lru: ByteLRU[str, tuple[int, ...]] = ByteLRU(max_bytes)
+
+    def remember(self, text: str, tokens: Sequence[int]) -> None:
+        if text and tokens:
+            self._lru.put(text, tuple(tokens), 4 * len(text) + 8 * len(tokens))
+
+    def get(self, text: str) -> tuple[int, ...] | None:
+        return self._lru.get(text)
+
+
+class TokenizedPrompt:
+    """The libmtmd chunks of one prompt and its key list; frees the native objects on ``close``.
+
+    A trailing ``prefix`` piece (an answer to continue) is not given to libmtmd: its tokens, remembered in
+    ``answers`` or tokenized here, end the key list as ``prefix_tokens``.
+    """
+
+    def __init__(self, native: NativeModel, pieces: list[PromptPiece], *, answers: AnswerTokens | None = None) -> None:
         from llama_cpp import mtmd_cpp
 
         self._m = mtmd_cpp
         self._bitmaps: list[Any] = []
+        pieces = _join_spacing(pieces, native.space_prefix)
+        prefix = pieces.pop() if pieces and pieces[-1].kind == "prefix" else None
+        self.prefix_text = "" if prefix is None else prefix.text
         self.chunks = mtmd_cpp.mtmd_input_chunks_init()
         if not self.chunks:
             raise EngineError("libmtmd could not allocate input chunks")
         try:
-            self._tokenize(native, _join_spacing(pieces, native.space_prefix))
+            self._tokenize(native, pieces)
             self.keys = self._keys()
+            known = answers.get(self.prefix_text) if answers is not None else None
+            self.prefix_tokens = list(known) if known is not None else native.tokenize(self.prefix_text)
+            self.keys.extend(self.prefix_tokens)
         except BaseException:
             self.close()
             raise
+
+    @property
+    def continues(self) -> bool:
+        """Whether the prompt ends with the beginning of the answer (the model goes on from inside a text)."""
+        return bool(self.prefix_tokens)
 
     @property
     def n_positions(self) -> int:
@@ -140,6 +174,6 @@ def _join_spacing(pieces: list[PromptPiece], space_prefix: bool) -> list[PromptP
     out = list(pieces)
     for i in range(len(out) - 1):
         here, after = out[i], out[i + 1]
-        if here.kind == "template" and after.kind == "text" and here.text.endswith(" "):
+        if here.kind == "template" and after.kind in ("text", "prefix") and here.text.endswith(" "):
             out[i] = PromptPiece("template", here.text[:-1])
-    return [p for p in out if p.kind == "image" or p.text]
+    return [p for p in out if p.kind in ("image", "prefix") or p.text]

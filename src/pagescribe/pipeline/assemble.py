@@ -52,6 +52,7 @@ def page_record(
         timings=timings,
         image={"width": page.image.width, "height": page.image.height, "sha256": page.image.sha256},
         attempts=transcription.attempts,
+        continuations=transcription.continuations,
         cached=cached,
     )
 

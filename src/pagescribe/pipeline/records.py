@@ -4,13 +4,14 @@ A ``Transcription`` is what the model made of a page image; it is what the resum
 same image with the same prompt, parameters and model is never sent twice. A ``PageRecord`` adds where the
 page came from. ``status`` is ``ok``, ``failed`` (the output failed the check twice, or the backend failed),
 ``blank`` (no visible content, the model was not asked) or ``error`` (the document could not be opened; then
-``page`` is None).
+``page`` is None). A page is ``ok`` only when its answer ended by itself or at ``max_tokens`` (``finish_reason``
+``stop`` or ``length``): one a time limit still cut after its continuations is ``failed`` (reason ``time_limit``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, Literal
 
 PageStatus = Literal["ok", "failed", "blank", "error"]
@@ -30,6 +31,7 @@ class Transcription:
     attempts: int
     reason: str | None = None
     error: str | None = None
+    continuations: int = 0
     # A backend failure (network, overload) may pass: such a result is never cached, so a rerun tries again.
     transient: bool = False
 
@@ -41,9 +43,11 @@ class Transcription:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Transcription:
-        """Inverse of ``to_json``; raises ``KeyError``/``TypeError`` on a malformed entry."""
-        names = {f.name for f in fields(cls)} - {"transient"}
-        return cls(**{name: data[name] for name in names})
+        """Inverse of ``to_json``; raises ``KeyError``/``TypeError`` on a malformed entry (fields added since an
+        entry was written keep their defaults)."""
+        required = {f.name for f in fields(cls) if f.default is MISSING}
+        optional = {f.name for f in fields(cls) if f.default is not MISSING} - {"transient"}
+        return cls(**{name: data[name] for name in required}, **{n: data[n] for n in optional if n in data})
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,7 @@ class PageRecord:
     timings: Mapping[str, float] = field(default_factory=dict)
     image: Mapping[str, Any] | None = None
     attempts: int = 0
+    continuations: int = 0
     # Reused from an earlier run's cache: kept out of the JSON, so a resumed run writes the same records.
     cached: bool = field(default=False, compare=False)
 

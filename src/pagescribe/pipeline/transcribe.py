@@ -107,6 +107,12 @@ def attempt(client: Client, request: GenerationRequest, *, loop_rule: LoopRule =
         transient = isinstance(exc, ServiceUnavailable | EngineError | ClientConfigError)
         reason = "context_overflow" if isinstance(exc, ContextOverflow) else "backend_error"
         return Attempt(request.params, None, f"{type(exc).__name__}: {exc.message}", reason, transient)
+    if result.finish_reason not in ("stop", "length"):
+        # The client continues an answer a time limit cut; one still cut is not a page's text. Not cached: a rerun
+        # (with a longer budget, or a less busy server) asks again.
+        cut = f"the answer was cut ({result.finish_reason}) after {result.usage.completion_tokens} tokens"
+        more = f" and {result.continuations} continuation(s)" if result.continuations else ""
+        return Attempt(request.params, result, cut + more, result.finish_reason, transient=True)
     problem = check_output(result.text, rule=loop_rule)
     if problem is None:
         return Attempt(request.params, result)
@@ -125,7 +131,7 @@ def transcribe(client: Client, page: RenderedPage, options: TranscribeOptions) -
         build_request(options.prompt, page, params=options.params, anchor=anchor, time_limit_s=options.time_limit_s),
         loop_rule=options.loop_rule,
     )
-    if first.problem is None:
+    if first.problem is None or first.reason in ("time_limit", "cancelled"):  # already continued as far as allowed
         return (first,)
     if first.reason == "context_overflow":
         anchor = None
@@ -159,6 +165,7 @@ def summarize(attempts: tuple[Attempt, ...], *, options: TranscribeOptions, mode
         usage=usage,
         timings={k: round(v, 3) for k, v in timings.items()},
         attempts=len(attempts),
+        continuations=sum(a.result.continuations for a in attempts if a.result is not None),
         reason=None if ok else last.reason,
         error=None if ok else "; ".join(f"attempt {i}: {a.problem}" for i, a in enumerate(attempts, 1)),
         transient=last.transient,

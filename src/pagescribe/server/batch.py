@@ -63,7 +63,7 @@ async def _submit_when_there_is_room(call: invoke.Call, requests: list[Generatio
     while True:
         now = time.monotonic()
         try:
-            return call.runtime.submit([dataclasses.replace(r, arrived=now) for r in requests])
+            return call.runtime.submit([dataclasses.replace(r, arrived=now) for r in requests], pieces=False)
         except Overloaded as exc:
             await asyncio.sleep(random.uniform(0.05, min(0.5, exc.retry_after_s)))
 

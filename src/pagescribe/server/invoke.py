@@ -132,7 +132,7 @@ async def results(jobs: Sequence[AsyncEvents]) -> list[GenerationResult]:
 async def answer(call: Call, wire: WireRequest) -> Answer:
     """Answer one format A or B request, streamed or not."""
     requests = await translate(call, wire)
-    jobs = call.runtime.submit(requests)
+    jobs = call.runtime.submit(requests, pieces=wire.stream)
     call.log["stream"] = wire.stream
     if wire.stream:
         return await _streamed(call, wire, jobs)

@@ -95,12 +95,13 @@ class Runtime:
             self._decode_limiter = anyio.CapacityLimiter(max(2, self.engine.slots))  # made inside the loop
         return self._decode_limiter
 
-    def submit(self, requests: Sequence[GenerationRequest]) -> list[AsyncEvents]:
+    def submit(self, requests: Sequence[GenerationRequest], *, pieces: bool = True) -> list[AsyncEvents]:
         """Hand ``requests`` to the engine's queue (all or none; ``Overloaded`` when it is full) and return where
-        their events arrive, on this event loop."""
+        their events arrive, on this event loop; without ``pieces``, only the final results (a non-streamed
+        answer needs no token until the last)."""
         self.check_ready()
         loop = asyncio.get_running_loop()
-        events = [AsyncEvents(loop, on_result=self.metrics.observe_result) for _ in requests]
+        events = [AsyncEvents(loop, on_result=self.metrics.observe_result, pieces=pieces) for _ in requests]
         self.engine.submit([e.work(r) for e, r in zip(events, requests, strict=True)])
         return events
 
