@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from pagescribe import __version__
+from pagescribe.aws.s3 import S3Location
 from pagescribe.errors import InvalidRequest, ModelNotFound, PagescribeError
 from pagescribe.models.resolve import MANIFEST_NAME, resolve_model  # the manifest `--model DIR` reads back
 
@@ -33,26 +33,6 @@ _CHUNK = 8 * 1024 * 1024
 
 class PrefixNotEmpty(InvalidRequest):
     """The target prefix holds objects that are not part of this package; SageMaker would serve them too."""
-
-
-@dataclass(frozen=True, slots=True)
-class S3Location:
-    """A bucket and a key prefix that is empty or ends with ``/``."""
-
-    bucket: str
-    prefix: str
-
-    @classmethod
-    def parse(cls, uri: str) -> S3Location:
-        """Parse ``s3://bucket/prefix``; the prefix gets a trailing slash."""
-        parsed = urlparse(uri)
-        if parsed.scheme != "s3" or not parsed.netloc:
-            raise InvalidRequest(f"not an s3://bucket/prefix URI: {uri!r}", param="s3")
-        prefix = parsed.path.strip("/")
-        return cls(parsed.netloc, f"{prefix}/" if prefix else "")
-
-    def uri(self, name: str = "") -> str:
-        return f"s3://{self.bucket}/{self.prefix}{name}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ import click
 
 from pagescribe.cli.options import engine_options_from, model_options
 from pagescribe.client import Client
+from pagescribe.client.async_endpoint import MAX_INVOCATION_TIMEOUT_S
 from pagescribe.client.transport import DEFAULT_CONCURRENCY, DEFAULT_READ_TIMEOUT_S
 from pagescribe.errors import PagescribeError
 from pagescribe.pipeline.chunking import ChunkOptions
@@ -44,6 +45,27 @@ SERVER_READ_TIMEOUT_S = 300.0
     metavar="NAME",
     help="Send pages to a SageMaker endpoint (AWS credentials as usual; "
     "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME is honoured).",
+)
+@click.option(
+    "--async-endpoint",
+    default=None,
+    metavar="NAME",
+    help="Send pages to a SageMaker asynchronous endpoint through S3 (with --s3): no 60 s limit, whole corpora; "
+    "a stopped run started again waits for the pages it already queued.",
+)
+@click.option(
+    "--s3",
+    "s3_prefix",
+    default=None,
+    metavar="s3://BUCKET/PREFIX",
+    help="Where --async-endpoint requests are stored (the endpoint's role must be able to read them).",
+)
+@click.option(
+    "--invocation-timeout",
+    "invocation_timeout_s",
+    type=click.IntRange(1, 3600),
+    default=None,
+    help="Seconds an async endpoint may spend on one page [default: 3600].",
 )
 @click.option("--region", default=None, help="AWS region of the endpoint [default: from the AWS configuration].")
 @click.option("--profile", default=None, help="AWS profile to use [default: from the AWS configuration].")
@@ -121,6 +143,9 @@ def convert_command(
     out_dir: Path,
     url: str | None,
     endpoint: str | None,
+    async_endpoint: str | None,
+    s3_prefix: str | None,
+    invocation_timeout_s: int | None,
     region: str | None,
     profile: str | None,
     timeout_s: float | None,
@@ -150,7 +175,10 @@ def convert_command(
     """
     if dpi is not None and max_side is not None:
         raise click.UsageError("give --dpi or --max-side, not both")
-    remote = RemoteTarget(url=url, endpoint=endpoint, region=region, profile=profile, timeout_s=timeout_s)
+    remote = RemoteTarget(
+        url=url, endpoint=endpoint, region=region, profile=profile, timeout_s=timeout_s,
+        async_endpoint=async_endpoint, s3_prefix=s3_prefix, invocation_timeout_s=invocation_timeout_s,
+    )
     remote.check(model=model_options.get("model"))
     try:
         options = ConvertOptions(
@@ -193,7 +221,7 @@ def _run(inputs: tuple[str, ...], out_dir: Path, client: Client, options: Conver
 def _client(remote: RemoteTarget, *, concurrency: int | None, model_options: dict[str, Any]) -> Client:
     """The client the options name: a server, an endpoint, or the model loaded here (``model_options``)."""
     try:
-        if remote.url is not None or remote.endpoint is not None:
+        if remote.remote:
             return remote.client(concurrency=concurrency or DEFAULT_CONCURRENCY)
         return Client.in_process(options=engine_options_from(model_options))
     except PagescribeError as exc:
@@ -202,26 +230,44 @@ def _client(remote: RemoteTarget, *, concurrency: int | None, model_options: dic
 
 @dataclass(frozen=True, slots=True)
 class RemoteTarget:
-    """Where ``--url`` or ``--endpoint`` sends the pages, and how the client reaches it."""
+    """Where ``--url``, ``--endpoint`` or ``--async-endpoint`` sends the pages, and how the client reaches it."""
 
     url: str | None
     endpoint: str | None
     region: str | None
     profile: str | None
     timeout_s: float | None
+    async_endpoint: str | None = None
+    s3_prefix: str | None = None
+    invocation_timeout_s: int | None = None
+
+    @property
+    def remote(self) -> bool:
+        return any(x is not None for x in (self.url, self.endpoint, self.async_endpoint))
 
     def check(self, *, model: str | None) -> None:
         """Refuse option mixes that cannot mean anything."""
-        if sum(x is not None for x in (model, self.url, self.endpoint)) > 1:
-            raise click.UsageError("give one of --model, --url and --endpoint")
-        if self.endpoint is None and (self.region or self.profile):
-            raise click.UsageError("--region and --profile apply to --endpoint only")
+        if sum(x is not None for x in (model, self.url, self.endpoint, self.async_endpoint)) > 1:
+            raise click.UsageError("give one of --model, --url, --endpoint and --async-endpoint")
+        aws = self.endpoint is not None or self.async_endpoint is not None
+        if not aws and (self.region or self.profile):
+            raise click.UsageError("--region and --profile apply to --endpoint and --async-endpoint only")
+        if (self.async_endpoint is None) != (self.s3_prefix is None):
+            raise click.UsageError("--async-endpoint and --s3 go together")
+        if self.async_endpoint is None and self.invocation_timeout_s is not None:
+            raise click.UsageError("--invocation-timeout applies to --async-endpoint only")
         if self.url is None and self.endpoint is None and self.timeout_s is not None:
             raise click.UsageError("--timeout applies to --url and --endpoint only")
 
 
     def client(self, *, concurrency: int) -> Client:
         """The client for the target (``ClientConfigError`` when, say, the AWS profile does not exist)."""
+        if self.async_endpoint is not None:
+            assert self.s3_prefix is not None
+            return Client.for_async_endpoint(
+                self.async_endpoint, s3_prefix=self.s3_prefix, region=self.region, profile=self.profile,
+                invocation_timeout_s=self.invocation_timeout_s or MAX_INVOCATION_TIMEOUT_S,
+            )
         if self.endpoint is not None:
             # A pooled connection per page in flight, or urllib3 drops (and warns about) the extra ones.
             return Client.for_endpoint(

@@ -13,6 +13,7 @@ from typing import Any, Unpack
 
 import httpx
 
+from pagescribe.client.async_endpoint import MAX_INVOCATION_TIMEOUT_S, AsyncEndpointTransport
 from pagescribe.client.continuation import DEFAULT_MAX_CONTINUATIONS, Continuation
 from pagescribe.client.http import HttpTransport
 from pagescribe.client.local import LocalTransport
@@ -82,6 +83,31 @@ class Client:
                 retry=retry or RetryPolicy(),
                 payload_limit=payload_limit,
                 max_connections=max_connections,
+            )
+        )
+
+    @classmethod
+    def for_async_endpoint(
+        cls,
+        name: str,
+        *,
+        s3_prefix: str,
+        region: str | None = None,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        invocation_timeout_s: int = MAX_INVOCATION_TIMEOUT_S,
+        poll_s: float = 0.5,
+    ) -> Client:
+        """A SageMaker asynchronous endpoint: requests are stored under ``s3_prefix`` (``s3://bucket/prefix``),
+        queued with ``InvokeEndpointAsync`` (up to ``invocation_timeout_s`` each, an hour at most) and their
+        answers read back from S3. Answers come whole (``stream`` yields the text once it is there), and a request
+        asked for before (by an earlier run) is waited for, not asked again. AWS configuration as for
+        ``for_endpoint``; ``AWS_ENDPOINT_URL_S3`` and ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` are honoured.
+        """
+        return cls(
+            AsyncEndpointTransport(
+                name, s3_prefix=s3_prefix, region=region, profile=profile, endpoint_url=endpoint_url,
+                invocation_timeout_s=invocation_timeout_s, poll_s=poll_s,
             )
         )
 

@@ -123,7 +123,8 @@ def attempt(client: Client, request: GenerationRequest, *, loop_rule: LoopRule =
 def transcribe(client: Client, page: RenderedPage, options: TranscribeOptions) -> tuple[Attempt, ...]:
     """Try the page; when the answer fails the check (or the model fails to answer), try once more and stop.
 
-    The retry uses ``options.second_params``; after a context overflow it also drops the anchor text.
+    The retry uses ``options.second_params``; after a context overflow it also drops the anchor text. A request the
+    model refused for what it is (too large, not an image) is not sent again.
     """
     anchor = anchor_text(page, mode=options.anchor, max_chars=options.anchor_max_chars)
     first = attempt(
@@ -133,6 +134,8 @@ def transcribe(client: Client, page: RenderedPage, options: TranscribeOptions) -
     )
     if first.problem is None or first.reason in ("time_limit", "cancelled"):  # already continued as far as allowed
         return (first,)
+    if first.result is None and not first.transient and first.reason != "context_overflow":
+        return (first,)  # the same page is refused the same way again (too large, not an image, ...)
     if first.reason == "context_overflow":
         anchor = None
     retry = build_request(
