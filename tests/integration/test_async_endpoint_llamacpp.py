@@ -22,7 +22,7 @@ from servers import LiveServer, use_moto
 
 def page_png() -> bytes:
     image = Image.new("RGB", (320, 240), "white")
-    ImageDraw.Draw(image).text((20, 20), "Invoice 42", fill="black")
+    ImageDraw.Draw(image).text((20, 20), "Sent through S3", fill="black")
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return buffer.getvalue()

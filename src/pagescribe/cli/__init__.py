@@ -22,6 +22,7 @@ COMMANDS = {
     "endpoint": "pagescribe.cli.endpoint:endpoint_group",
     "invoke": "pagescribe.cli.invoke:invoke_command",
     "image": "pagescribe.cli.image:image_group",
+    "batch": "pagescribe.cli.batch:batch_group",
 }
 
 

@@ -248,10 +248,10 @@ class RemoteTarget:
     def check(self, *, model: str | None) -> None:
         """Refuse option mixes that cannot mean anything."""
         if sum(x is not None for x in (model, self.url, self.endpoint, self.async_endpoint)) > 1:
-            raise click.UsageError("give one of --model, --url, --endpoint and --async-endpoint")
+            raise click.UsageError("give one of --model, --url and --endpoint (or --async-endpoint)")
         aws = self.endpoint is not None or self.async_endpoint is not None
         if not aws and (self.region or self.profile):
-            raise click.UsageError("--region and --profile apply to --endpoint and --async-endpoint only")
+            raise click.UsageError("--region and --profile apply to --endpoint only (and --async-endpoint)")
         if (self.async_endpoint is None) != (self.s3_prefix is None):
             raise click.UsageError("--async-endpoint and --s3 go together")
         if self.async_endpoint is None and self.invocation_timeout_s is not None:

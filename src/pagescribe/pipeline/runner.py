@@ -10,7 +10,6 @@ that had not finished.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import tempfile
 import time
@@ -25,14 +24,14 @@ from pagescribe.errors import PagescribeError
 from pagescribe.pipeline.assemble import DocumentInfo, error_record, page_record
 from pagescribe.pipeline.cache import PageCache, cache_key
 from pagescribe.pipeline.check import is_blank
-from pagescribe.pipeline.chunking import chunk_records
+from pagescribe.pipeline.chunking import ChunkOptions, chunk_records
 from pagescribe.pipeline.errors import DocumentError, UnsupportedDocument
 from pagescribe.pipeline.office import office_to_pdf
 from pagescribe.pipeline.options import ConvertOptions
 from pagescribe.pipeline.progress import ProgressSink, QuietProgress
 from pagescribe.pipeline.records import PageRecord, Transcription
 from pagescribe.pipeline.render import RenderedPage, count_pages, render_document
-from pagescribe.pipeline.sources import DocumentKind, Source, discover
+from pagescribe.pipeline.sources import DocumentKind, Source, discover, file_sha256
 from pagescribe.pipeline.summary import RunSummary, summarize_run
 from pagescribe.pipeline.transcribe import summarize, transcribe
 from pagescribe.pipeline.writers import (
@@ -114,7 +113,7 @@ class Conversion:
 
     def _plan(self, order: int, source: Source, work: Path) -> _Document:
         """Open (and for Office files, convert) the document and decide its pages; failures become records."""
-        info = DocumentInfo(source=str(source.path), source_sha256=_sha256(source.path), name=source.name)
+        info = DocumentInfo(source=str(source.path), source_sha256=file_sha256(source.path), name=source.name)
         doc = _Document(order, info, source.path, source.kind)
         try:
             if source.kind is None:
@@ -220,12 +219,19 @@ class Conversion:
 
     def _finish(self, elapsed_s: float) -> None:
         docs = sorted(self._docs, key=lambda d: d.order)
-        records = [r for d in docs for r in sorted(d.records, key=page_order)]
-        chunks = chunk_records(records, self.options.chunks)
-        atomic_write_text(self.out_dir / CHUNKS_FILE, "".join(json_line(c.to_json()) for c in chunks))
-        self.summary = summarize_run((d.records for d in docs), elapsed_s=elapsed_s)
-        atomic_write_text(self.out_dir / SUMMARY_FILE, json_line(self.summary.to_json()))
+        self.summary = write_run(self.out_dir, [d.records for d in docs], self.options.chunks, elapsed_s=elapsed_s)
         self.progress.finish(self.summary)
+
+
+def write_run(
+    out_dir: Path, documents: list[list[PageRecord]], chunks: ChunkOptions, *, elapsed_s: float
+) -> RunSummary:
+    """The run's own files: ``chunks.jsonl`` over every document's records in page order, and ``summary.json``."""
+    records = [r for d in documents for r in sorted(d, key=page_order)]
+    atomic_write_text(out_dir / CHUNKS_FILE, "".join(json_line(c.to_json()) for c in chunk_records(records, chunks)))
+    summary = summarize_run(documents, elapsed_s=elapsed_s)
+    atomic_write_text(out_dir / SUMMARY_FILE, json_line(summary.to_json()))
+    return summary
 
 
 def convert(
@@ -264,11 +270,3 @@ def _blank(options: ConvertOptions) -> Transcription:
         timings={},
         attempts=0,
     )
-
-
-def _sha256(path: Path) -> str | None:
-    try:
-        with path.open("rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
-    except OSError:
-        return None

@@ -147,3 +147,12 @@ def _relative(path: Path, root: Path) -> Path:
 
 def _short_hash(path: Path) -> str:
     return hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]
+
+
+def file_sha256(path: Path) -> str | None:
+    """The file's SHA-256 (hex), or ``None`` when it cannot be read."""
+    try:
+        with path.open("rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError:
+        return None

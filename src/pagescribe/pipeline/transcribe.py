@@ -102,22 +102,32 @@ def attempt(client: Client, request: GenerationRequest, *, loop_rule: LoopRule =
     try:
         result = client.generate(request)
     except PagescribeError as exc:
-        # A request error repeats with the same input; an engine or service failure may not, nor missing AWS
-        # credentials or region (no fault of the page: a rerun with the configuration fixed asks again).
-        transient = isinstance(exc, ServiceUnavailable | EngineError | ClientConfigError)
-        reason = "context_overflow" if isinstance(exc, ContextOverflow) else "backend_error"
-        return Attempt(request.params, None, f"{type(exc).__name__}: {exc.message}", reason, transient)
+        return refused(request.params, exc)
+    return judge(request.params, result, loop_rule=loop_rule)
+
+
+def refused(params: SamplingParams, exc: PagescribeError) -> Attempt:
+    """The attempt of a request that got an error instead of an answer."""
+    # A request error repeats with the same input; an engine or service failure may not, nor missing AWS
+    # credentials or region (no fault of the page: a rerun with the configuration fixed asks again).
+    transient = isinstance(exc, ServiceUnavailable | EngineError | ClientConfigError)
+    reason = "context_overflow" if isinstance(exc, ContextOverflow) else "backend_error"
+    return Attempt(params, None, f"{type(exc).__name__}: {exc.message}", reason, transient)
+
+
+def judge(params: SamplingParams, result: GenerationResult, *, loop_rule: LoopRule = DEFAULT_LOOP_RULE) -> Attempt:
+    """Whether an answer is a page's text: it ended by itself or at max_tokens, and passes the output check."""
     if result.finish_reason not in ("stop", "length"):
         # The client continues an answer a time limit cut; one still cut is not a page's text. Not cached: a rerun
         # (with a longer budget, or a less busy server) asks again.
         cut = f"the answer was cut ({result.finish_reason}) after {result.usage.completion_tokens} tokens"
         more = f" and {result.continuations} continuation(s)" if result.continuations else ""
-        return Attempt(request.params, result, cut + more, result.finish_reason, transient=True)
+        return Attempt(params, result, cut + more, result.finish_reason, transient=True)
     problem = check_output(result.text, rule=loop_rule)
     if problem is None:
-        return Attempt(request.params, result)
+        return Attempt(params, result)
     reason = "empty_output" if problem == "empty output" else "repetition_loop"
-    return Attempt(request.params, result, problem, reason)
+    return Attempt(params, result, problem, reason)
 
 
 def transcribe(client: Client, page: RenderedPage, options: TranscribeOptions) -> tuple[Attempt, ...]:
