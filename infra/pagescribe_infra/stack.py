@@ -12,7 +12,7 @@ from constructs import Construct
 
 from pagescribe_infra.alarms import AlarmTopic, EndpointAlarms
 from pagescribe_infra.api import PublicApi
-from pagescribe_infra.artifacts import ASYNC_INPUT_PREFIX, ModelArtifacts
+from pagescribe_infra.artifacts import ASYNC_FAILURE_PREFIX, ASYNC_INPUT_PREFIX, ASYNC_OUTPUT_PREFIX, ModelArtifacts
 from pagescribe_infra.async_endpoint import AsyncEndpoint
 from pagescribe_infra.config import PagescribeConfig
 from pagescribe_infra.encryption import EncryptionKey
@@ -58,22 +58,40 @@ class PagescribeStack(Stack):
         self._output("EndpointName", config.endpoint_name, "pagescribe endpoint status|invoke NAME")
         self._output("AlarmTopicArn", topic.topic_arn, "Subscribe to be told about alarms")
         if config.async_endpoint:
-            async_endpoint = AsyncEndpoint(
-                self,
-                "Async",
-                config=config,
-                model_name=self.endpoint.model.attr_model_name,
-                artifacts=self.artifacts,
-                key=key,
-                role=role,
-            )
-            self._output("AsyncEndpointName", async_endpoint.endpoint_name, "InvokeEndpointAsync target")
-            self._output(
-                "AsyncInputUrl", self.artifacts.s3_uri(ASYNC_INPUT_PREFIX), "Put async requests here"
-            )
+            self._async(config, key, role)
         if config.public_api:
             api = PublicApi(self, "PublicApi", config=config, key=key)
             self._output("ApiUrl", api.api.url_for_path("/invocations"), "POST dialog batches here")
+
+    def _async(self, config: PagescribeConfig, key: kms.IKey, role: ExecutionRole) -> None:
+        endpoint = AsyncEndpoint(
+            self,
+            "Async",
+            config=config,
+            image=self.image,
+            artifacts=self.artifacts,
+            network=self.network,
+            key=key,
+            role=role,
+        )
+        # What `pagescribe convert --async-endpoint` and other batch clients need to find.
+        self._output("AsyncEndpointName", endpoint.endpoint_name, "InvokeEndpointAsync target")
+        self._output(
+            "AsyncInputUrl", self.artifacts.s3_uri(ASYNC_INPUT_PREFIX), "Put async requests under this prefix"
+        )
+        self._output("AsyncOutputUrl", self.artifacts.s3_uri(ASYNC_OUTPUT_PREFIX), "Async results land here")
+        self._output("AsyncFailureUrl", self.artifacts.s3_uri(ASYNC_FAILURE_PREFIX), "Async errors land here")
+        self._output(
+            "AsyncInvocationTimeoutSeconds",
+            str(config.async_invocation_timeout_s),
+            "Pass as InvocationTimeoutSeconds (the container's budget is 5/6 of it)",
+        )
+        self._output("AsyncSuccessTopicArn", endpoint.success_topic.topic_arn, "Announces each async result")
+        self._output("AsyncErrorTopicArn", endpoint.error_topic.topic_arn, "Announces each async failure")
+        if endpoint.queue is not None:
+            self._output(
+                "AsyncQueueUrl", endpoint.queue.queue.queue_url, "Both topics' notifications, raw (SQS)"
+            )
 
     def _realtime(
         self, config: PagescribeConfig, key: kms.IKey, role: ExecutionRole, topic: sns.ITopic
