@@ -26,14 +26,13 @@ from pagescribe_infra.async_queue import NotificationQueue
 from pagescribe_infra.config import PagescribeConfig
 from pagescribe_infra.endpoint import (
     VARIANT_NAME,
+    ServingParts,
     endpoint_log_group,
     production_variant,
     serving_model,
     volume_key,
 )
-from pagescribe_infra.image import ModelImage
 from pagescribe_infra.nag import acknowledge, wildcard_resource
-from pagescribe_infra.network import ModelNetwork
 from pagescribe_infra.role import ExecutionRole
 from pagescribe_infra.scaling import SCALABLE_DIMENSION, service_linked_role, variant_resource_id
 
@@ -54,11 +53,8 @@ class AsyncEndpoint(Construct):
         construct_id: str,
         *,
         config: PagescribeConfig,
-        image: ModelImage,
-        artifacts: ModelArtifacts,
-        network: ModelNetwork,
+        parts: ServingParts,
         key: kms.IKey,
-        role: ExecutionRole,
     ) -> None:
         super().__init__(scope, construct_id)
         self.endpoint_name = config.async_endpoint_name
@@ -68,25 +64,17 @@ class AsyncEndpoint(Construct):
         self.error_topic = encrypted_topic(
             self, "ErrorTopic", key=key, display_name="pagescribe async failed"
         )
-        self._grant(role, artifacts)
-        self.model = serving_model(
-            self,
-            "Model",
-            config=config,
-            image=image,
-            artifacts=artifacts,
-            network=network,
-            role=role,
-            environment=config.model_environment(config.async_container),
-        )
+        self._grant(parts.role, parts.artifacts)
+        environment = config.model_environment(config.async_container)
+        self.model = serving_model(self, "Model", config=config, parts=parts, environment=environment)
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
             "Config",
             kms_key_id=volume_key(config, key),
             production_variants=[production_variant(config, self.model.attr_model_name, 1)],
-            async_inference_config=self._async_config(config, artifacts, key),
+            async_inference_config=self._async_config(config, parts.artifacts, key),
         )
-        self.endpoint_config.node.add_dependency(role.policy)
+        self.endpoint_config.node.add_dependency(parts.role.policy)
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",

@@ -6,6 +6,7 @@ the async endpoint, which serves the same image and model files from its own mod
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import RemovalPolicy
@@ -25,6 +26,16 @@ LOG_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
 """SageMaker writes an endpoint's container output to ``LOG_GROUP_PREFIX + endpoint name``."""
 
 
+@dataclass(frozen=True)
+class ServingParts:
+    """What a model is made of and runs in: the image, the model files, the network and the execution role."""
+
+    image: ModelImage
+    artifacts: ModelArtifacts
+    network: ModelNetwork
+    role: ExecutionRole
+
+
 class ModelEndpoint(Construct):
     """``CfnModel`` (network-isolated, in the VPC) + ``CfnEndpointConfig`` (KMS) + ``CfnEndpoint`` + its log group."""
 
@@ -34,26 +45,15 @@ class ModelEndpoint(Construct):
         construct_id: str,
         *,
         config: PagescribeConfig,
-        image: ModelImage,
-        artifacts: ModelArtifacts,
-        network: ModelNetwork,
+        parts: ServingParts,
         key: kms.IKey,
-        role: ExecutionRole,
         rollback_alarm_names: list[str],
     ) -> None:
         super().__init__(scope, construct_id)
         self.endpoint_name = config.endpoint_name
         self.variant_name = VARIANT_NAME
-        self.model = serving_model(
-            self,
-            "Model",
-            config=config,
-            image=image,
-            artifacts=artifacts,
-            network=network,
-            role=role,
-            environment=config.model_environment(config.realtime_container),
-        )
+        environment = config.model_environment(config.realtime_container)
+        self.model = serving_model(self, "Model", config=config, parts=parts, environment=environment)
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
             "Config",
@@ -61,7 +61,7 @@ class ModelEndpoint(Construct):
             production_variants=[
                 production_variant(config, self.model.attr_model_name, config.min_instances)
             ],
-            data_capture_config=_data_capture(config, artifacts, key),
+            data_capture_config=_data_capture(config, parts.artifacts, key),
         )
         self.endpoint = sagemaker.CfnEndpoint(
             self,
@@ -81,27 +81,24 @@ def serving_model(
     construct_id: str,
     *,
     config: PagescribeConfig,
-    image: ModelImage,
-    artifacts: ModelArtifacts,
-    network: ModelNetwork,
-    role: ExecutionRole,
+    parts: ServingParts,
     environment: dict[str, str],
 ) -> sagemaker.CfnModel:
     """A network-isolated model in the VPC: the serving image, the model files, ``environment`` for its container."""
     model = sagemaker.CfnModel(
         scope,
         construct_id,
-        execution_role_arn=role.role.role_arn,
+        execution_role_arn=parts.role.role.role_arn,
         # No network for the container: weights arrive through /opt/ml/model, requests through SageMaker.
         enable_network_isolation=True,
-        primary_container=_container(config, image, artifacts, environment),
+        primary_container=_container(config, parts.image, parts.artifacts, environment),
         vpc_config=sagemaker.CfnModel.VpcConfigProperty(
-            subnets=network.subnet_ids,
-            security_group_ids=[network.model_security_group.security_group_id],
+            subnets=parts.network.subnet_ids,
+            security_group_ids=[parts.network.model_security_group.security_group_id],
         ),
     )
     # CreateModel checks the role can reach the image, so its policy must exist first.
-    model.node.add_dependency(role.policy)
+    model.node.add_dependency(parts.role.policy)
     return model
 
 

@@ -16,7 +16,7 @@ from pagescribe_infra.artifacts import ASYNC_FAILURE_PREFIX, ASYNC_INPUT_PREFIX,
 from pagescribe_infra.async_endpoint import AsyncEndpoint
 from pagescribe_infra.config import PagescribeConfig
 from pagescribe_infra.encryption import EncryptionKey
-from pagescribe_infra.endpoint import VARIANT_NAME, ModelEndpoint
+from pagescribe_infra.endpoint import VARIANT_NAME, ModelEndpoint, ServingParts
 from pagescribe_infra.image import ModelImage
 from pagescribe_infra.network import ModelNetwork
 from pagescribe_infra.role import ExecutionRole
@@ -54,26 +54,18 @@ class PagescribeStack(Stack):
             self, "ExecutionRole", config=config, image=self.image, artifacts=self.artifacts, key=key
         )
         topic = AlarmTopic(self, "Alarms", config=config, key=key).topic
-        self.endpoint = self._realtime(config, key, role, topic)
+        parts = ServingParts(image=self.image, artifacts=self.artifacts, network=self.network, role=role)
+        self.endpoint = self._realtime(config, key, parts, topic)
         self._output("EndpointName", config.endpoint_name, "pagescribe endpoint status|invoke NAME")
         self._output("AlarmTopicArn", topic.topic_arn, "Subscribe to be told about alarms")
         if config.async_endpoint:
-            self._async(config, key, role)
+            self._async(config, key, parts)
         if config.public_api:
             api = PublicApi(self, "PublicApi", config=config, key=key)
             self._output("ApiUrl", api.api.url_for_path("/invocations"), "POST dialog batches here")
 
-    def _async(self, config: PagescribeConfig, key: kms.IKey, role: ExecutionRole) -> None:
-        endpoint = AsyncEndpoint(
-            self,
-            "Async",
-            config=config,
-            image=self.image,
-            artifacts=self.artifacts,
-            network=self.network,
-            key=key,
-            role=role,
-        )
+    def _async(self, config: PagescribeConfig, key: kms.IKey, parts: ServingParts) -> None:
+        endpoint = AsyncEndpoint(self, "Async", config=config, parts=parts, key=key)
         # What `pagescribe convert --async-endpoint` and other batch clients need to find.
         self._output("AsyncEndpointName", endpoint.endpoint_name, "InvokeEndpointAsync target")
         self._output(
@@ -94,7 +86,7 @@ class PagescribeStack(Stack):
             )
 
     def _realtime(
-        self, config: PagescribeConfig, key: kms.IKey, role: ExecutionRole, topic: sns.ITopic
+        self, config: PagescribeConfig, key: kms.IKey, parts: ServingParts, topic: sns.ITopic
     ) -> ModelEndpoint:
         names = {"endpoint_name": config.endpoint_name, "variant_name": VARIANT_NAME}
         alarms = EndpointAlarms(self, "EndpointAlarms", config=config, topic=topic, **names)
@@ -102,11 +94,8 @@ class PagescribeStack(Stack):
             self,
             "Endpoint",
             config=config,
-            image=self.image,
-            artifacts=self.artifacts,
-            network=self.network,
+            parts=parts,
             key=key,
-            role=role,
             rollback_alarm_names=[alarms.errors_5xx.alarm_name],
         )
         EndpointScaling(self, "Scaling", config=config, endpoint=endpoint.endpoint, **names)

@@ -3,6 +3,7 @@ requests and plays back SageMaker's answers."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -122,14 +123,7 @@ def test_deploy_sizes_the_container_like_the_stack() -> None:
     from pagescribe_infra.config import PagescribeConfig
 
     for instance_type in ("ml.c6i.2xlarge", "ml.c6i.16xlarge", "ml.m5.4xlarge"):
-        spec = deploy.EndpointSpec(
-            endpoint_name="e",
-            image_uri=SPEC.image_uri,
-            model_data_url=SPEC.model_data_url,
-            role_arn=SPEC.role_arn,
-            instance_type=instance_type,
-            environment={"PAGESCRIBE_LOG_LEVEL": "debug"},
-        )
+        spec = replace(SPEC, instance_type=instance_type, environment={"PAGESCRIBE_LOG_LEVEL": "debug"})
         config = PagescribeConfig(instance_type=instance_type, container_environment={"PAGESCRIBE_LOG_LEVEL": "debug"})
         environment = deploy.container_definition(spec)["Environment"]
         assert environment == config.model_environment(config.realtime_container)
@@ -138,14 +132,7 @@ def test_deploy_sizes_the_container_like_the_stack() -> None:
 
 @pytest.mark.parametrize(("instance_type", "has_key"), [("ml.c5.2xlarge", True), ("ml.c5d.2xlarge", False)])
 def test_local_nvme_instances_get_no_volume_key(instance_type: str, has_key: bool) -> None:
-    spec = deploy.EndpointSpec(
-        endpoint_name="e",
-        image_uri=SPEC.image_uri,
-        model_data_url=SPEC.model_data_url,
-        role_arn=SPEC.role_arn,
-        instance_type=instance_type,
-        kms_key_id="arn:aws:kms:us-east-1:123456789012:key/k",
-    )
+    spec = replace(SPEC, instance_type=instance_type, kms_key_id="arn:aws:kms:us-east-1:123456789012:key/k")
     request = deploy.endpoint_config_request(spec, "c")
     assert ("KmsKeyId" in request) is has_key  # CreateEndpointConfig refuses a key for instance-store types
     assert ("VolumeSizeInGB" in request["ProductionVariants"][0]) is has_key
