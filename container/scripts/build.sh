@@ -45,8 +45,11 @@ start=$SECONDS
 case $builder in
     docker)
         [[ -n ${BASE_IMAGE:-} ]] && args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
-        echo "docker build -> $image"
-        DOCKER_BUILDKIT=1 docker build "${args[@]}" .
+        echo "docker buildx build -> $image"
+        # SageMaker accepts only Docker v2 manifests: no provenance or SBOM attestations (they make an OCI image
+        # index) and the docker exporter, whatever the daemon's image store keeps; amd64 whatever the host is.
+        docker buildx build --platform linux/amd64 --provenance=false --sbom=false --output type=docker \
+            "${args[@]}" .
         docker image inspect --format 'image size: {{.Size}} bytes' "$image"
         ;;
     buildah)

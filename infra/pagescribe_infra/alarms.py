@@ -1,10 +1,11 @@
-"""CloudWatch alarms on an endpoint variant (5xx, latency near 60 s, CPU, memory) and their SNS topic."""
+"""CloudWatch alarms on an endpoint variant (5xx, latency near the time budget, CPU, memory) and their SNS topic."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -60,9 +61,10 @@ class EndpointAlarms(Construct):
         self.latency = self._alarm(
             "ModelLatency",
             _metric(INVOCATION_NAMESPACE, "ModelLatency", dims, "p90", 1),
-            threshold=config.latency_alarm_s * MICROSECONDS,
+            threshold=config.latency_alarm * MICROSECONDS,
             periods=(3, 3),
-            description=f"p90 model latency above {config.latency_alarm_s:g} s (invocations fail at 60 s)",
+            description=f"p90 model latency above {config.latency_alarm:g} s: requests are nearing the "
+            f"{config.realtime_container.time_limit_s} s budget and will be cut and continued",
         )
         # CPUUtilization is summed over vCPUs (800% is a busy 8-vCPU instance).
         self.cpu = self._alarm(
@@ -116,5 +118,28 @@ class AlarmTopic(Construct):
         self.topic = encrypted_topic(
             self, "Topic", key=key, display_name=f"pagescribe {config.endpoint_name} alarms"
         )
+        self._allow_alarms()
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+
+    def _allow_alarms(self) -> None:
+        """Let this account's CloudWatch alarms publish here.
+
+        ``enforce_ssl`` gives the topic a policy of its own, which replaces SNS's default one; CloudWatch publishes
+        as a service principal, so without this statement no alarm notification would ever be delivered.
+        """
+        stack = Stack.of(self)
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarms",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:*"
+                    },
+                },
+            )
+        )

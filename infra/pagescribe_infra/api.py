@@ -1,23 +1,49 @@
 """The optional public front: a regional REST API, IAM-authenticated (or API keys) and throttled,
 that forwards ``POST /invocations`` straight to the SageMaker runtime (no Lambda in between).
 
-API Gateway gives an integration at most 29 s, less than SageMaker's 60 s; pages that may take
-longer belong on the async endpoint.
+API Gateway gives an integration 29 s unless the account's quota is raised (Regional REST APIs may go higher, and
+``api_timeout_s`` follows up to SageMaker's 60 s). The runtime's status codes reach the caller (an error answer of
+the container itself arrives as ModelError, 424, with its code in the body): the 4xx codes a client acts on
+differently keep their own code, the rest of 4xx become 400, and 5xx become 502 (503, which clients retry, stays).
 """
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from pagescribe_infra.arns import endpoint_arn
 from pagescribe_infra.config import PagescribeConfig
 from pagescribe_infra.nag import acknowledge
 
 JSON = "application/json"
+DISTINCT_CLIENT_ERRORS = ("400", "401", "403", "404", "413", "415", "424", "429")
+"""Passed through as they are: bad request, unauthenticated, forbidden, no such endpoint, body too large, wrong
+media type, the model answered an error (ModelError, 424), throttled or the model not ready (429)."""
+RETRYABLE = "503"
+
+
+def _other(hundreds: int, keep: tuple[str, ...]) -> str:
+    r"""A selection pattern matching every ``hundreds``xx status code but ``keep``: ``5(0[012456789]|1\d|...)``."""
+    tens = []
+    for ten in range(10):
+        units = "".join(str(unit) for unit in range(10) if f"{hundreds}{ten}{unit}" not in keep)
+        if units:
+            tens.append(rf"{ten}\d" if len(units) == 10 else f"{ten}[{units}]")
+    return f"{hundreds}({'|'.join(tens)})"
+
+
+def status_mapping() -> dict[str, str]:
+    """``{selection pattern: method status}`` for the integration's error responses (each code matches one)."""
+    mapping = {code: code for code in DISTINCT_CLIENT_ERRORS}
+    mapping[_other(4, DISTINCT_CLIENT_ERRORS)] = "400"
+    mapping[RETRYABLE] = RETRYABLE
+    mapping[_other(5, (RETRYABLE,))] = "502"
+    return mapping
 
 
 def _stage(config: PagescribeConfig, access_logs: logs.ILogGroup) -> apigw.StageOptions:
@@ -63,8 +89,10 @@ def _integration(config: PagescribeConfig, invoke_role: iam.IRole) -> apigw.AwsI
             timeout=Duration.seconds(config.api_timeout_s),
             integration_responses=[
                 apigw.IntegrationResponse(status_code="200"),
-                apigw.IntegrationResponse(status_code="400", selection_pattern=r"4\d{2}"),
-                apigw.IntegrationResponse(status_code="502", selection_pattern=r"5\d{2}"),
+                *(
+                    apigw.IntegrationResponse(status_code=status, selection_pattern=pattern)
+                    for pattern, status in status_mapping().items()
+                ),
             ],
         ),
     )
@@ -115,14 +143,12 @@ class PublicApi(Construct):
             request_validator_options=apigw.RequestValidatorOptions(
                 validate_request_body=True, validate_request_parameters=True
             ),
-            method_responses=[apigw.MethodResponse(status_code=code) for code in ("200", "400", "502")],
+            method_responses=[
+                apigw.MethodResponse(status_code=code) for code in sorted({"200", *status_mapping().values()})
+            ],
         )
 
     def _invoke_role(self, config: PagescribeConfig) -> iam.Role:
-        stack = Stack.of(self)
-        # SageMaker spells endpoint names in lower case inside ARNs.
-        name = config.endpoint_name.lower()
-        endpoint_arn = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}:endpoint/{name}"
         role = iam.Role(
             self,
             "InvokeRole",
@@ -130,7 +156,9 @@ class PublicApi(Construct):
             description="API Gateway may invoke this one SageMaker endpoint",
         )
         role.add_to_policy(
-            iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[endpoint_arn])
+            iam.PolicyStatement(
+                actions=["sagemaker:InvokeEndpoint"], resources=[endpoint_arn(self, config.endpoint_name)]
+            )
         )
         return role
 

@@ -1,7 +1,9 @@
 """An optional asynchronous endpoint for long documents: S3 in/out, SNS success/error topics, scale to zero.
 
 A real-time invocation must finish within 60 s; an async one may run up to an hour, and its queue lets the
-variant scale to zero instances when idle.
+variant scale to zero instances when idle. It serves the same image and model files as the real-time endpoint
+from a model of its own, whose container gets the long budget (5/6 of ``async_invocation_timeout_s``, the
+``InvocationTimeoutSeconds`` callers pass) and its own slot count.
 """
 
 from __future__ import annotations
@@ -20,8 +22,16 @@ from pagescribe_infra.artifacts import (
     ASYNC_OUTPUT_PREFIX,
     ModelArtifacts,
 )
+from pagescribe_infra.async_queue import NotificationQueue
 from pagescribe_infra.config import PagescribeConfig
-from pagescribe_infra.endpoint import VARIANT_NAME, production_variant
+from pagescribe_infra.endpoint import (
+    VARIANT_NAME,
+    ServingParts,
+    endpoint_log_group,
+    production_variant,
+    serving_model,
+    volume_key,
+)
 from pagescribe_infra.nag import acknowledge, wildcard_resource
 from pagescribe_infra.role import ExecutionRole
 from pagescribe_infra.scaling import SCALABLE_DIMENSION, service_linked_role, variant_resource_id
@@ -34,7 +44,8 @@ _PREFIX_REASONS = {
 
 
 class AsyncEndpoint(Construct):
-    """A second endpoint on the same model, fed through S3, reporting on two topics."""
+    """A second endpoint with its own model (same image and files, long budget), fed through S3, reporting on two
+    topics and, optionally, into one SQS queue."""
 
     def __init__(
         self,
@@ -42,10 +53,8 @@ class AsyncEndpoint(Construct):
         construct_id: str,
         *,
         config: PagescribeConfig,
-        model_name: str,
-        artifacts: ModelArtifacts,
+        parts: ServingParts,
         key: kms.IKey,
-        role: ExecutionRole,
     ) -> None:
         super().__init__(scope, construct_id)
         self.endpoint_name = config.async_endpoint_name
@@ -55,15 +64,17 @@ class AsyncEndpoint(Construct):
         self.error_topic = encrypted_topic(
             self, "ErrorTopic", key=key, display_name="pagescribe async failed"
         )
-        self._grant(role, artifacts)
+        self._grant(parts.role, parts.artifacts)
+        environment = config.model_environment(config.async_container)
+        self.model = serving_model(self, "Model", config=config, parts=parts, environment=environment)
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
             "Config",
-            kms_key_id=key.key_arn,
-            production_variants=[production_variant(config, model_name, 1)],
-            async_inference_config=self._async_config(config, artifacts, key),
+            kms_key_id=volume_key(config, key),
+            production_variants=[production_variant(config, self.model.attr_model_name, 1)],
+            async_inference_config=self._async_config(config, parts.artifacts, key),
         )
-        self.endpoint_config.node.add_dependency(role.policy)
+        self.endpoint_config.node.add_dependency(parts.role.policy)
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
@@ -71,7 +82,14 @@ class AsyncEndpoint(Construct):
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
             retain_all_variant_properties=True,
         )
+        self.log_group = endpoint_log_group(self, "Logs", config=config, endpoint_name=self.endpoint_name, key=key)
+        self.endpoint.node.add_dependency(self.log_group)
         self._scaling(config)
+        self.queue = (
+            NotificationQueue(self, "Queue", key=key, topics=[self.success_topic, self.error_topic])
+            if config.async_queue
+            else None
+        )
 
     def _async_config(
         self, config: PagescribeConfig, artifacts: ModelArtifacts, key: kms.IKey
@@ -87,8 +105,9 @@ class AsyncEndpoint(Construct):
                     error_topic=self.error_topic.topic_arn,
                 ),
             ),
+            # As many requests at once as the container has slots: they share its decode steps.
             client_config=cfn.AsyncInferenceClientConfigProperty(
-                max_concurrent_invocations_per_instance=config.async_max_concurrent_per_instance
+                max_concurrent_invocations_per_instance=config.async_concurrency
             ),
         )
 

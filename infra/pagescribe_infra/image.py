@@ -1,4 +1,4 @@
-"""The serving image: an ECR repository (scan on push, immutable tags, lifecycle) or a CDK-built asset."""
+"""The serving image: an ECR repository (scan on push, immutable tags, untagged expiry) or a CDK-built asset."""
 
 from __future__ import annotations
 
@@ -56,18 +56,15 @@ class ModelImage(Construct):
             encryption=ecr.RepositoryEncryption.KMS,
             encryption_key=key,
             removal_policy=RemovalPolicy.RETAIN,
+            # Only untagged images expire. Tags are immutable and an endpoint names its image by tag or digest,
+            # so an image a running endpoint uses (and needs for every scale-out) is never removed; a count rule
+            # over tagged images would eventually delete it.
             lifecycle_rules=[
                 ecr.LifecycleRule(
-                    description="Drop untagged layers left by failed or superseded pushes",
+                    description="Drop untagged images left by failed or superseded pushes",
                     tag_status=ecr.TagStatus.UNTAGGED,
-                    max_image_age=Duration.days(7),
+                    max_image_age=Duration.days(config.untagged_image_expiry_days),
                     rule_priority=1,
-                ),
-                ecr.LifecycleRule(
-                    description=f"Keep the newest {config.image_keep_count} tagged images",
-                    tag_status=ecr.TagStatus.ANY,
-                    max_image_count=config.image_keep_count,
-                    rule_priority=2,
                 ),
             ],
         )

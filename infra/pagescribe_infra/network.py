@@ -1,7 +1,13 @@
 """The private network: isolated subnets in two AZs, VPC endpoints, and security groups that allow only 443.
 
-There is no internet gateway and no NAT. The model's ENIs reach S3 through the gateway endpoint and ECR, Logs
-and the SageMaker runtime through interface endpoints; callers inside the VPC use ``client_security_group``.
+There is no internet gateway and no NAT. SageMaker copies the model files through the model's ENIs, so the S3
+gateway endpoint is required. Callers inside the VPC reach the SageMaker runtime through its interface endpoint
+(``client_security_group``), whose policy admits only this stack's endpoints.
+
+ECR and CloudWatch Logs endpoints are optional and off by default: SageMaker pulls an ECR image itself
+(``ImageConfig.RepositoryAccessMode`` ``Platform``, the default; only ``Vpc`` mode, for a private registry, pulls
+through the VPC), and it ships the container's stdout/stderr to CloudWatch Logs with its own agents; the container,
+network-isolated, can reach neither.
 """
 
 from __future__ import annotations
@@ -14,16 +20,23 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from pagescribe_infra.arns import endpoint_arn
 from pagescribe_infra.config import PagescribeConfig
 
 HTTPS = ec2.Port.tcp(443)
 
-INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
-    "SageMakerRuntime": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME,
+ECR_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
     "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
+}
+LOGS_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "Logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
 }
+INVOKE_ACTIONS = [
+    "sagemaker:InvokeEndpoint",
+    "sagemaker:InvokeEndpointAsync",
+    "sagemaker:InvokeEndpointWithResponseStream",
+]
 
 
 class ModelNetwork(Construct):
@@ -56,7 +69,7 @@ class ModelNetwork(Construct):
             )
         self._model_s3_egress(config)
         if config.create_vpc_endpoints:
-            self._endpoints(bucket, restrict_s3=config.vpc_id is None)
+            self._endpoints(config, bucket)
 
     def _new_vpc(self, config: PagescribeConfig, key: kms.IKey) -> ec2.Vpc:
         vpc = ec2.Vpc(
@@ -111,27 +124,42 @@ class ModelNetwork(Construct):
             "HTTPS to S3 (gateway endpoint) and the VPC endpoints; no internet route",
         )
 
-    def _endpoints(self, bucket: s3.IBucket, *, restrict_s3: bool) -> None:
+    def _endpoints(self, config: PagescribeConfig, bucket: s3.IBucket) -> None:
         gateway = self.vpc.add_gateway_endpoint(
             "S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.subnets]
         )
-        if restrict_s3:
-            self._restrict_s3_endpoint(gateway, bucket)
-        for name, service in INTERFACE_ENDPOINTS.items():
-            self.vpc.add_interface_endpoint(
-                name,
-                service=service,
-                subnets=self.subnets,
-                security_groups=[self.endpoint_security_group],
-                private_dns_enabled=True,
-                # open=True would add ingress from the VPC CIDR; we allow the two groups above instead.
-                open=False,
+        if config.vpc_id is None:
+            self._restrict_s3_endpoint(gateway, bucket, ecr_layers=config.ecr_vpc_endpoints)
+        runtime = self._interface("SageMakerRuntime", ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME)
+        runtime.add_to_policy(
+            iam.PolicyStatement(
+                principals=[iam.AnyPrincipal()],
+                actions=INVOKE_ACTIONS,
+                resources=[endpoint_arn(runtime, name) for name in _endpoint_names(config)],
             )
+        )
+        optional = {
+            **(ECR_ENDPOINTS if config.ecr_vpc_endpoints else {}),
+            **(LOGS_ENDPOINTS if config.logs_vpc_endpoint else {}),
+        }
+        for name, service in optional.items():
+            self._interface(name, service)
+
+    def _interface(self, name: str, service: ec2.InterfaceVpcEndpointAwsService) -> ec2.InterfaceVpcEndpoint:
+        return self.vpc.add_interface_endpoint(
+            name,
+            service=service,
+            subnets=self.subnets,
+            security_groups=[self.endpoint_security_group],
+            private_dns_enabled=True,
+            # open=True would add ingress from the VPC CIDR; we allow the two groups above instead.
+            open=False,
+        )
 
     @staticmethod
-    def _restrict_s3_endpoint(gateway: ec2.GatewayVpcEndpoint, bucket: s3.IBucket) -> None:
+    def _restrict_s3_endpoint(gateway: ec2.GatewayVpcEndpoint, bucket: s3.IBucket, *, ecr_layers: bool) -> None:
         region = Stack.of(gateway).region
-        # Only our bucket, plus the bucket ECR serves image layers from.
+        # Only our bucket, plus (with the ECR endpoints) the bucket ECR serves image layers from.
         gateway.add_to_policy(
             iam.PolicyStatement(
                 principals=[iam.AnyPrincipal()],
@@ -139,6 +167,8 @@ class ModelNetwork(Construct):
                 resources=[bucket.bucket_arn, bucket.arn_for_objects("*")],
             )
         )
+        if not ecr_layers:
+            return
         gateway.add_to_policy(
             iam.PolicyStatement(
                 principals=[iam.AnyPrincipal()],
@@ -146,3 +176,7 @@ class ModelNetwork(Construct):
                 resources=[f"arn:{Stack.of(gateway).partition}:s3:::prod-{region}-starport-layer-bucket/*"],
             )
         )
+
+
+def _endpoint_names(config: PagescribeConfig) -> list[str]:
+    return [config.endpoint_name, *([config.async_endpoint_name] if config.async_endpoint else [])]

@@ -12,11 +12,11 @@ from constructs import Construct
 
 from pagescribe_infra.alarms import AlarmTopic, EndpointAlarms
 from pagescribe_infra.api import PublicApi
-from pagescribe_infra.artifacts import ASYNC_INPUT_PREFIX, ModelArtifacts
+from pagescribe_infra.artifacts import ASYNC_FAILURE_PREFIX, ASYNC_INPUT_PREFIX, ASYNC_OUTPUT_PREFIX, ModelArtifacts
 from pagescribe_infra.async_endpoint import AsyncEndpoint
 from pagescribe_infra.config import PagescribeConfig
 from pagescribe_infra.encryption import EncryptionKey
-from pagescribe_infra.endpoint import VARIANT_NAME, ModelEndpoint
+from pagescribe_infra.endpoint import VARIANT_NAME, ModelEndpoint, ServingParts
 from pagescribe_infra.image import ModelImage
 from pagescribe_infra.network import ModelNetwork
 from pagescribe_infra.role import ExecutionRole
@@ -54,29 +54,39 @@ class PagescribeStack(Stack):
             self, "ExecutionRole", config=config, image=self.image, artifacts=self.artifacts, key=key
         )
         topic = AlarmTopic(self, "Alarms", config=config, key=key).topic
-        self.endpoint = self._realtime(config, key, role, topic)
+        parts = ServingParts(image=self.image, artifacts=self.artifacts, network=self.network, role=role)
+        self.endpoint = self._realtime(config, key, parts, topic)
         self._output("EndpointName", config.endpoint_name, "pagescribe endpoint status|invoke NAME")
         self._output("AlarmTopicArn", topic.topic_arn, "Subscribe to be told about alarms")
         if config.async_endpoint:
-            async_endpoint = AsyncEndpoint(
-                self,
-                "Async",
-                config=config,
-                model_name=self.endpoint.model.attr_model_name,
-                artifacts=self.artifacts,
-                key=key,
-                role=role,
-            )
-            self._output("AsyncEndpointName", async_endpoint.endpoint_name, "InvokeEndpointAsync target")
-            self._output(
-                "AsyncInputUrl", self.artifacts.s3_uri(ASYNC_INPUT_PREFIX), "Put async requests here"
-            )
+            self._async(config, key, parts)
         if config.public_api:
             api = PublicApi(self, "PublicApi", config=config, key=key)
             self._output("ApiUrl", api.api.url_for_path("/invocations"), "POST dialog batches here")
 
+    def _async(self, config: PagescribeConfig, key: kms.IKey, parts: ServingParts) -> None:
+        endpoint = AsyncEndpoint(self, "Async", config=config, parts=parts, key=key)
+        # What `pagescribe convert --async-endpoint` and other batch clients need to find.
+        self._output("AsyncEndpointName", endpoint.endpoint_name, "InvokeEndpointAsync target")
+        self._output(
+            "AsyncInputUrl", self.artifacts.s3_uri(ASYNC_INPUT_PREFIX), "Put async requests under this prefix"
+        )
+        self._output("AsyncOutputUrl", self.artifacts.s3_uri(ASYNC_OUTPUT_PREFIX), "Async results land here")
+        self._output("AsyncFailureUrl", self.artifacts.s3_uri(ASYNC_FAILURE_PREFIX), "Async errors land here")
+        self._output(
+            "AsyncInvocationTimeoutSeconds",
+            str(config.async_invocation_timeout_s),
+            "Pass as InvocationTimeoutSeconds (the container's budget is 5/6 of it)",
+        )
+        self._output("AsyncSuccessTopicArn", endpoint.success_topic.topic_arn, "Announces each async result")
+        self._output("AsyncErrorTopicArn", endpoint.error_topic.topic_arn, "Announces each async failure")
+        if endpoint.queue is not None:
+            self._output(
+                "AsyncQueueUrl", endpoint.queue.queue.queue_url, "Both topics' notifications, raw (SQS)"
+            )
+
     def _realtime(
-        self, config: PagescribeConfig, key: kms.IKey, role: ExecutionRole, topic: sns.ITopic
+        self, config: PagescribeConfig, key: kms.IKey, parts: ServingParts, topic: sns.ITopic
     ) -> ModelEndpoint:
         names = {"endpoint_name": config.endpoint_name, "variant_name": VARIANT_NAME}
         alarms = EndpointAlarms(self, "EndpointAlarms", config=config, topic=topic, **names)
@@ -84,11 +94,8 @@ class PagescribeStack(Stack):
             self,
             "Endpoint",
             config=config,
-            image=self.image,
-            artifacts=self.artifacts,
-            network=self.network,
+            parts=parts,
             key=key,
-            role=role,
             rollback_alarm_names=[alarms.errors_5xx.alarm_name],
         )
         EndpointScaling(self, "Scaling", config=config, endpoint=endpoint.endpoint, **names)

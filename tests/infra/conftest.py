@@ -47,6 +47,9 @@ def full_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         "target_invocations_per_instance": "3.5",
         "scale_out_cooldown_s": "90",
         "scale_in_cooldown_s": "900",
+        "ecr_vpc_endpoints": "true",
+        "logs_vpc_endpoint": "true",
+        "async_queue": "true",
     }
     return synthesize(tmp_path_factory.mktemp("cdk-full"), overrides)
 
@@ -65,9 +68,17 @@ def existing_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         "kms_key_arn": EXISTING_KEY,
         "public_api": "true",
         "api_auth": "api_key",
+        "api_timeout_s": "45",
         "model_data_format": "tar.gz",
     }
     return synthesize(tmp_path_factory.mktemp("cdk-existing"), overrides)
+
+
+@pytest.fixture(scope="session")
+def nvme_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """An instance type with local NVMe storage (ml.c5d), real-time and async."""
+    overrides = {"instance_type": "ml.c5d.2xlarge", "async_endpoint": "true"}
+    return synthesize(tmp_path_factory.mktemp("cdk-nvme"), overrides)
 
 
 @pytest.fixture(scope="session")
@@ -78,11 +89,12 @@ def bootstrap_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 
 @pytest.fixture(scope="session")
 def all_synths(
-    default_synth: Synth, full_synth: Synth, existing_synth: Synth, bootstrap_synth: Synth
+    default_synth: Synth, full_synth: Synth, existing_synth: Synth, nvme_synth: Synth, bootstrap_synth: Synth
 ) -> dict[str, Synth]:
     return {
         "default": default_synth,
         "full": full_synth,
         "existing": existing_synth,
+        "nvme": nvme_synth,
         "bootstrap": bootstrap_synth,
     }

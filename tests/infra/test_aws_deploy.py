@@ -3,12 +3,13 @@ requests and plays back SageMaker's answers."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from botocore.stub import ANY, Stubber
 
-from pagescribe.aws import deploy
+from pagescribe.aws import deploy, sizing
 from pagescribe.errors import InvalidRequest
 
 SPEC = deploy.EndpointSpec(
@@ -53,6 +54,7 @@ def test_redeploy_updates_in_place_and_keeps_the_scaled_instance_count() -> None
                     "Image": SPEC.image_uri,
                     "Mode": "SingleModel",
                     "ModelDataUrl": "s3://models/pagescribe/model.tar.gz",
+                    "Environment": sizing.realtime_container(sizing.INSTANCE_SPECS[SPEC.instance_type]).environment(),
                 },
                 "EnableNetworkIsolation": True,
                 "Tags": [],
@@ -100,7 +102,7 @@ def test_variant_uses_the_sized_defaults() -> None:
     [
         ({"subnet_ids": ("subnet-a",), "security_group_ids": ("sg-1",)}, ">= 2 subnets"),
         ({"subnet_ids": ("subnet-a", "subnet-b")}, "security group"),
-        ({"instance_type": "ml.c6i.xlarge"}, "needs 9 GiB"),
+        ({"instance_type": "ml.c6i.xlarge"}, "needs 9.5 GiB"),
         ({"instance_count": 0}, "instance_count"),
     ],
 )
@@ -114,3 +116,23 @@ def test_spec_refuses_unsafe_or_undersized_settings(overrides: dict[str, Any], m
     }
     with pytest.raises(InvalidRequest, match=message):
         deploy.EndpointSpec(**values)
+
+
+def test_deploy_sizes_the_container_like_the_stack() -> None:
+    """The boto3 path and the CDK app take the container's settings from the same sizing function."""
+    from pagescribe_infra.config import PagescribeConfig
+
+    for instance_type in ("ml.c6i.2xlarge", "ml.c6i.16xlarge", "ml.m5.4xlarge"):
+        spec = replace(SPEC, instance_type=instance_type, environment={"PAGESCRIBE_LOG_LEVEL": "debug"})
+        config = PagescribeConfig(instance_type=instance_type, container_environment={"PAGESCRIBE_LOG_LEVEL": "debug"})
+        environment = deploy.container_definition(spec)["Environment"]
+        assert environment == config.model_environment(config.realtime_container)
+        assert environment["PAGESCRIBE_THREADS"] == str(sizing.INSTANCE_SPECS[instance_type].vcpus // 2)
+
+
+@pytest.mark.parametrize(("instance_type", "has_key"), [("ml.c5.2xlarge", True), ("ml.c5d.2xlarge", False)])
+def test_local_nvme_instances_get_no_volume_key(instance_type: str, has_key: bool) -> None:
+    spec = replace(SPEC, instance_type=instance_type, kms_key_id="arn:aws:kms:us-east-1:123456789012:key/k")
+    request = deploy.endpoint_config_request(spec, "c")
+    assert ("KmsKeyId" in request) is has_key  # CreateEndpointConfig refuses a key for instance-store types
+    assert ("VolumeSizeInGB" in request["ProductionVariants"][0]) is has_key

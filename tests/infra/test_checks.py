@@ -10,7 +10,7 @@ import pytest
 from cdk_synth import Synth
 from cfnlint.api import lint
 
-VARIANTS = ("default", "full", "existing", "bootstrap")
+VARIANTS = ("default", "full", "existing", "nvme", "bootstrap")
 REGIONS = ["us-east-1", "eu-west-1"]
 
 

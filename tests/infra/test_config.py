@@ -14,16 +14,31 @@ def test_defaults_are_valid_and_derive_the_scaling_target() -> None:
     config = PagescribeConfig()
     assert config.instance_type == "ml.c6i.2xlarge"
     assert config.instance == sizing.InstanceSpec(8, 16.0)
-    # 70 s per page on 2 vCPUs -> 17.5 s on 8 -> 3.43 pages/min -> 70% -> 2.4 per instance per minute.
-    assert sizing.pages_per_minute(8) == pytest.approx(60 / 17.5)
-    assert config.scaling_target == 2.4
+    assert config.instance.cores == 4
+    # A page alone takes 57 s on 4 cores (infra/README.md): 1.05 pages/min, each answered in 2 requests (the
+    # second continues the cut answer) -> 2.1 invocations/min -> 70% -> 1.4 per instance per minute.
+    assert config.scaling_target == 1.4
+    assert config.latency_alarm == 45
     assert config.model_data_key == "models/pagescribe/"
 
 
 def test_scaling_target_follows_the_instance_size() -> None:
-    assert PagescribeConfig(instance_type="ml.c6i.4xlarge").scaling_target == 4.8
-    assert PagescribeConfig(instance_type="ml.c7i.8xlarge").scaling_target == 9.6
+    # 8 cores: a page fits one request (44.5 s), 1.35 pages/min; 16 cores: two pages at once still fit.
+    assert PagescribeConfig(instance_type="ml.c6i.4xlarge").scaling_target == 0.9
+    assert PagescribeConfig(instance_type="ml.c7i.8xlarge").scaling_target == 1.8
     assert PagescribeConfig(target_invocations_per_instance=5).scaling_target == 5
+
+
+def test_container_environment_wins_over_the_sized_settings() -> None:
+    config = PagescribeConfig(container_environment={"PAGESCRIBE_SLOTS": "2", "PAGESCRIBE_LOG_LEVEL": "debug"})
+    env = config.model_environment(config.realtime_container)
+    assert env == {
+        "PAGESCRIBE_THREADS": "4",
+        "PAGESCRIBE_SLOTS": "2",
+        "PAGESCRIBE_CTX": "4096",
+        "PAGESCRIBE_TIME_LIMIT_S": "50",
+        "PAGESCRIBE_LOG_LEVEL": "debug",
+    }
 
 
 def test_context_strings_are_parsed() -> None:
@@ -59,7 +74,7 @@ def test_from_node_reads_the_dict_then_flat_keys() -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"instance_type": "ml.c6i.xlarge"}, "needs 9 GiB"),
+        ({"instance_type": "ml.c6i.xlarge"}, "needs 9.5 GiB"),
         ({"min_instances": 3, "max_instances": 2}, "must not exceed"),
         (
             {"vpc_id": "vpc-1", "subnet_ids": "subnet-a", "availability_zones": "eu-west-1a"},
@@ -71,7 +86,10 @@ def test_from_node_reads_the_dict_then_flat_keys() -> None:
         ),
         ({"image_digest": "sha256:abc"}, "sha256:<64 hex digits>"),
         ({"endpoint_name": "x" * 58}, "at most 57"),
-        ({"api_timeout_s": 60}, "less than or equal to 29"),
+        ({"api_timeout_s": 61}, "less than or equal to 60"),
+        ({"latency_alarm_s": 50}, "below the container's 50 s budget"),
+        ({"log_retention_days": 42}, "log_retention_days must be one of"),
+        ({"async_invocation_timeout_s": 3601}, "less than or equal to 3600"),
         ({"instance_type": "ml.x99.huge"}, "unknown instance type"),
         ({"unknown_key": 1}, "Extra inputs are not permitted"),
     ],
@@ -83,10 +101,18 @@ def test_invalid_settings_are_refused_with_a_reason(values: dict[str, object], m
 
 def test_unknown_instance_type_works_with_explicit_size() -> None:
     config = PagescribeConfig(instance_type="ml.c8i.2xlarge", instance_vcpus=8, instance_memory_gib=16)
-    assert config.scaling_target == 2.4
+    assert config.scaling_target == 1.4
+    one_thread_a_core = PagescribeConfig(
+        instance_type="ml.c8a.2xlarge", instance_vcpus=8, instance_memory_gib=16, instance_physical_cores=8
+    )
+    assert one_thread_a_core.realtime_container.threads == 8
+
+
+def test_api_timeout_may_go_above_29_s_for_a_raised_quota() -> None:
+    assert PagescribeConfig(api_timeout_s="55").api_timeout_s == 55
 
 
 def test_memory_check_counts_the_system_reserve() -> None:
-    sizing.check_memory(sizing.InstanceSpec(2, 11.0))
-    with pytest.raises(InvalidRequest, match="11 GiB"):
-        sizing.check_memory(sizing.InstanceSpec(2, 10.5))
+    sizing.check_memory(sizing.InstanceSpec(2, 11.5))
+    with pytest.raises(InvalidRequest, match=r"\(11\.5 GiB\)"):
+        sizing.check_memory(sizing.InstanceSpec(2, 11.0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 import sysconfig
@@ -76,3 +77,53 @@ def test_trim_venv_links_duplicate_libraries_and_drops_the_cmake_install(tmp_pat
     assert not (lib / "libother.so").is_symlink() and (lib / "libother.so").read_bytes().startswith(b"a different")
     assert (lib / "libggml-cpu-haswell.so").read_bytes() == b"cpu variant"
     assert not (site / "lib").exists() and not (site / "include").exists()
+
+
+def _stub(bin_dir: Path, name: str, log: Path) -> None:
+    """A stand-in for a container tool: appends its argv to ``log``, one call a line, and succeeds."""
+    script = bin_dir / name
+    script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {log}\n')
+    script.chmod(0o755)
+
+
+def _build_with(builder: str, tmp_path: Path) -> list[str]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls.log"
+    for tool in ("docker", "buildah"):
+        _stub(bin_dir, tool, log)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "BUILDER": builder,
+        # a given base image: the buildah path would otherwise debootstrap one
+        "BASE_IMAGE": "localhost/base:test",
+        "CA_BUNDLE": "",
+        "PIP_CERT": "",
+    }
+    subprocess.run(
+        [str(SCRIPTS / "build.sh"), "localhost/pagescribe:test"], check=True, capture_output=True, env=env, timeout=60
+    )
+    return log.read_text().splitlines()
+
+
+def test_docker_builds_a_docker_v2_image_sagemaker_accepts(tmp_path: Path) -> None:
+    """BuildKit's provenance attestation and Docker's containerd store give OCI manifests; SageMaker refuses them."""
+    build, *_ = _build_with("docker", tmp_path)
+
+    assert build.startswith("buildx build ")
+    args = build.split()
+    for flag in ("--provenance=false", "--sbom=false"):
+        assert flag in args
+    assert args[args.index("--output") + 1] == "type=docker"
+    assert args[args.index("--platform") + 1] == "linux/amd64"
+    assert args[args.index("--file") + 1] == "container/Dockerfile"
+    assert args[-1] == "."  # run from the repository root: the build context is the repository
+
+
+def test_buildah_builds_docker_format(tmp_path: Path) -> None:
+    (build, *_) = [line for line in _build_with("buildah", tmp_path) if " bud " in f" {line} "]
+
+    args = build.split()
+    assert args[args.index("--format") + 1] == "docker"
+    assert args[-1] == "."

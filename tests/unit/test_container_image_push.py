@@ -40,13 +40,17 @@ def ecr(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     requests.post(f"{moto_url}/moto-api/reset", timeout=10)
 
 
+DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+OCI = "application/vnd.oci.image.manifest.v1+json"
+
+
 class RecordingPusher:
     """Stands in for docker/buildah push: remembers its arguments and records the image in (moto's) ECR."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, media_type: str = DOCKER_V2) -> None:
         self.client = client
         self.calls: list[tuple[str, str, image.RegistryLogin]] = []
-        self.manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"})
+        self.manifest = json.dumps({"schemaVersion": 2, "mediaType": media_type})
 
     @property
     def digest(self) -> str:
@@ -132,6 +136,21 @@ def test_a_tag_already_in_an_immutable_repository_is_refused_before_uploading(
     assert second.calls == []
 
 
+def test_an_oci_manifest_sagemaker_would_refuse_is_an_error_naming_the_fix(
+    ecr: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BuildKit provenance or Docker's containerd store push OCI manifests; CreateModel rejects them."""
+    pusher = RecordingPusher(ecr, media_type=OCI)
+
+    result = _run_cli(["--repository", "pagescribe", "--create", "--tag", "oci-1"], pusher, monkeypatch)
+
+    assert result.exit_code == 1
+    assert f"{REGISTRY}/pagescribe:oci-1 was stored as {OCI}, which SageMaker refuses" in result.output
+    assert DOCKER_V2 in result.output
+    assert "--provenance=false" in result.output and "make image" in result.output
+    assert "pinned:" not in result.output  # no digest to deploy is offered
+
+
 def test_a_push_that_leaves_nothing_in_ecr_is_reported(ecr: Any) -> None:
     ecr.create_repository(repositoryName="pagescribe")
 
@@ -178,7 +197,8 @@ def test_buildah_push_gets_the_login_in_a_private_file_not_on_its_command_line(
     image.push_with_tool("localhost/pagescribe:0.1.0", f"{REGISTRY}/p:1", LOGIN, tool="buildah", storage_driver="vfs")
 
     argv, auth, mode = log.read_text().splitlines()
-    assert argv.startswith("--storage-driver vfs push --authfile ")
+    # --format v2s2: a Docker v2 manifest, the only kind SageMaker accepts, whatever the local image is stored as
+    assert argv.startswith("--storage-driver vfs push --format v2s2 --authfile ")
     assert argv.endswith(f" localhost/pagescribe:0.1.0 docker://{REGISTRY}/p:1")
     assert "s3cret" not in argv
     assert json.loads(auth) == _expected_auth()

@@ -1,7 +1,7 @@
 """Deploy with plain boto3, for those not using the CDK app: model -> endpoint config -> endpoint, then wait.
 
-The same defaults as ``infra/`` (instance type, timeouts, network isolation) come from
-:mod:`pagescribe.aws.sizing`.
+The same defaults as ``infra/`` (instance type, timeouts, network isolation, the container's threads, slots,
+context and time budget for the instance type) come from :mod:`pagescribe.aws.sizing`.
 Every deploy creates a new model and config with a time-stamped name; an existing endpoint is updated in place
 with ``RetainAllVariantProperties`` so the instance count chosen by autoscaling survives.
 """
@@ -27,7 +27,10 @@ class DeployError(PagescribeError):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EndpointSpec:
-    """Everything needed to stand up one real-time endpoint."""
+    """Everything needed to stand up one real-time endpoint.
+
+    ``environment`` is added to (and wins over) the ``PAGESCRIBE_*`` settings sized for ``instance_type``.
+    """
 
     endpoint_name: str
     image_uri: str
@@ -54,6 +57,18 @@ class EndpointSpec:
             raise InvalidRequest("instance_count must be >= 1", param="instance_count")
         if self.instance_type in sizing.INSTANCE_SPECS:
             sizing.check_memory(sizing.INSTANCE_SPECS[self.instance_type])
+
+    @property
+    def container_environment(self) -> dict[str, str]:
+        """The container's environment: the sizing of a known instance type, then ``environment``."""
+        known = sizing.INSTANCE_SPECS.get(self.instance_type)
+        sized = sizing.realtime_container(known).environment() if known else {}
+        return {**sized, **self.environment}
+
+    @property
+    def local_nvme(self) -> bool:
+        """Whether the instance type has NVMe instance storage (no KmsKeyId, no volume size then)."""
+        return sizing.has_local_nvme(self.instance_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +103,8 @@ class EndpointStatus:
 def container_definition(spec: EndpointSpec) -> dict[str, Any]:
     """``PrimaryContainer``: a ``.tar.gz`` URL becomes ``ModelDataUrl``, anything else an S3 prefix."""
     container: dict[str, Any] = {"Image": spec.image_uri, "Mode": "SingleModel"}
-    if spec.environment:
-        container["Environment"] = dict(spec.environment)
+    if spec.container_environment:
+        container["Environment"] = spec.container_environment
     if spec.model_data_url.endswith(".tar.gz"):
         container["ModelDataUrl"] = spec.model_data_url
     else:
@@ -112,7 +127,7 @@ def production_variant(spec: EndpointSpec, model_name: str) -> dict[str, Any]:
         "ModelDataDownloadTimeoutInSeconds": spec.model_download_timeout_s,
         "RoutingConfig": {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"},
     }
-    if spec.volume_size_gb is not None:
+    if spec.volume_size_gb is not None and not spec.local_nvme:
         variant["VolumeSizeInGB"] = spec.volume_size_gb
     return variant
 
@@ -135,13 +150,17 @@ def model_request(spec: EndpointSpec, name: str) -> dict[str, Any]:
 
 
 def endpoint_config_request(spec: EndpointSpec, name: str) -> dict[str, Any]:
-    """``CreateEndpointConfig`` arguments: one variant, KMS-encrypted volumes when a key is given."""
+    """``CreateEndpointConfig`` arguments: one variant, KMS-encrypted volumes when a key is given.
+
+    Instance types with local NVMe storage get no ``KmsKeyId``: their storage is encrypted by the instance's
+    hardware, and CreateEndpointConfig refuses a key for them.
+    """
     config: dict[str, Any] = {
         "EndpointConfigName": name,
         "ProductionVariants": [production_variant(spec, name)],
         "Tags": _tags(spec),
     }
-    if spec.kms_key_id:
+    if spec.kms_key_id and not spec.local_nvme:
         config["KmsKeyId"] = spec.kms_key_id
     return config
 

@@ -7,6 +7,11 @@ Two halves, kept apart on purpose:
 * the layer upload speaks the registry's HTTP API, which only a container tool implements: :func:`push_with_tool`
   runs docker, buildah or podman with the ECR login written to a private auth file, never on a command line.
   It cannot run without a real registry, so :func:`push_image` takes it as a parameter (tests pass a stand-in).
+
+SageMaker's CreateModel accepts only Docker v2 image manifests and refuses OCI ones ("Unsupported manifest media
+type application/vnd.oci.image.manifest.v1+json"), which Docker's BuildKit (provenance attestations) and its
+containerd image store produce. So buildah and podman push with ``--format v2s2``, and after every push the
+manifest type ECR holds is checked: an image SageMaker would refuse is reported here, not at deploy time.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ from pagescribe.errors import InvalidRequest, PagescribeError
 #: What ``make image`` builds.
 DEFAULT_SOURCE = f"localhost/pagescribe:{__version__}"
 TOOLS = ("docker", "buildah", "podman")
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+#: The manifest media types SageMaker hosting accepts for a model image.
+SAGEMAKER_MANIFEST_TYPES = frozenset({DOCKER_MANIFEST})
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # the OCI distribution spec's tag grammar
 
 
@@ -113,8 +121,9 @@ def ecr_login(*, client: Any) -> RegistryLogin:
     return RegistryLogin(registry=registry, username=username, password=password, expires_at=data.get("expiresAt"))
 
 
-def image_digest(repository: str, tag: str, *, client: Any) -> str | None:
-    """The digest of ``repository:tag`` in ECR, or None when no image has that tag."""
+def image_details(repository: str, tag: str, *, client: Any) -> dict[str, Any] | None:
+    """ECR's ``imageDetails`` of ``repository:tag`` (digest, manifest media type, ...), or None when no image has
+    that tag."""
     from botocore.exceptions import ClientError
 
     try:
@@ -123,7 +132,26 @@ def image_digest(repository: str, tag: str, *, client: Any) -> str | None:
         if _code(exc) == "ImageNotFoundException":
             return None
         raise ImagePushError(_message(exc)) from exc
-    return str(details[0]["imageDigest"]) if details else None
+    return dict(details[0]) if details else None
+
+
+def image_digest(repository: str, tag: str, *, client: Any) -> str | None:
+    """The digest of ``repository:tag`` in ECR, or None when no image has that tag."""
+    details = image_details(repository, tag, client=client)
+    return str(details["imageDigest"]) if details else None
+
+
+def check_sagemaker_manifest(image_uri: str, media_type: str | None) -> None:
+    """Refuse an image whose manifest SageMaker's CreateModel would reject, saying how to build one it accepts."""
+    if media_type is None or media_type in SAGEMAKER_MANIFEST_TYPES:
+        return
+    raise ImagePushError(
+        f"{image_uri} was stored as {media_type}, which SageMaker refuses (it needs {DOCKER_MANIFEST}). "
+        "Build with `make image` (buildah --format docker) or `docker buildx build --provenance=false "
+        "--output type=docker`, then push under a new tag; remove this one with "
+        "`aws ecr batch-delete-image --repository-name NAME --image-ids imageTag=TAG`.",
+        param="image",
+    )
 
 
 def push_image(
@@ -131,7 +159,8 @@ def push_image(
 ) -> PushResult:
     """Push local image ``source`` to ECR as ``repository:tag`` and return what ECR then holds.
 
-    A tag already in an immutable repository is refused before anything is uploaded (ECR would refuse it after).
+    A tag already in an immutable repository is refused before anything is uploaded (ECR would refuse it after);
+    an image ECR stored with a manifest SageMaker refuses (OCI) is an error after the push.
     """
     if not _TAG.fullmatch(tag):
         raise InvalidRequest(f"not a valid image tag: {tag!r} (letters, digits, _ . -; at most 128)", param="tag")
@@ -143,10 +172,11 @@ def push_image(
         )
     destination = f"{repo.uri}:{tag}"
     pusher(source, destination, ecr_login(client=client))
-    digest = image_digest(repo.name, tag, client=client)
-    if digest is None:
+    details = image_details(repo.name, tag, client=client)
+    if details is None:
         raise ImagePushError(f"the push finished but ECR has no image tagged {destination}")
-    return PushResult(image_uri=destination, digest=digest, repository_created=repo.created)
+    check_sagemaker_manifest(destination, details.get("imageManifestMediaType"))
+    return PushResult(image_uri=destination, digest=str(details["imageDigest"]), repository_created=repo.created)
 
 
 def detect_tool() -> str:
@@ -169,7 +199,9 @@ def push_commands(
     if tool in ("buildah", "podman"):
         storage = ["--storage-driver", storage_driver] if storage_driver else []
         authfile = str(auth_dir / "config.json")
-        return [[tool, *storage, "push", "--authfile", authfile, source, f"docker://{destination}"]]
+        # v2s2: a Docker v2 schema 2 manifest whatever the image was built as; SageMaker refuses OCI manifests
+        push = ["push", "--format", "v2s2", "--authfile", authfile, source, f"docker://{destination}"]
+        return [[tool, *storage, *push]]
     raise InvalidRequest(f"unknown container tool {tool!r}; use one of {', '.join(TOOLS)}", param="tool")
 
 

@@ -1,4 +1,4 @@
-"""Click commands for AWS: ``pagescribe model package`` and ``pagescribe endpoint status|invoke``.
+"""Click commands for AWS: ``pagescribe model package`` and ``pagescribe endpoint status|invoke|size``.
 
 They are registered on the main CLI in ``pagescribe/cli/__init__.py``; AWS credentials, region and
 ``AWS_ENDPOINT_URL*`` come from the usual boto3 sources.
@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from pagescribe.aws import deploy, package
+from pagescribe.aws import deploy, package, sizing
 from pagescribe.errors import PagescribeError
 
 _region = click.option("--region", default=None, help="AWS region (default: from the AWS config/environment).")
@@ -105,6 +105,60 @@ def invoke_command(name: str, file: Path, prompt: str | None, max_tokens: int, r
     except PagescribeError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(json.dumps(answer.as_dict(), indent=2, ensure_ascii=False) if raw else answer.text)
+
+
+@endpoint_group.command("size")
+@click.argument("instance_type", default=sizing.DEFAULT_INSTANCE_TYPE)
+@click.option("--vcpus", type=click.IntRange(min=1), default=None, help="For types not in the table.")
+@click.option("--memory-gib", type=click.FloatRange(min=1), default=None, help="For types not in the table.")
+@click.option("--cores", type=click.IntRange(min=1), default=None, help="Physical cores [default: vCPUs / 2].")
+@click.option(
+    "--output-tokens",
+    type=click.IntRange(min=1),
+    default=sizing.DEFAULT_PAGE.output_tokens,
+    show_default=True,
+    help="Answer tokens a page is sized for.",
+)
+def size_command(
+    instance_type: str, vcpus: int | None, memory_gib: float | None, cores: int | None, output_tokens: int
+) -> None:
+    """Show what INSTANCE_TYPE's container runs with and the autoscaling target that follows.
+
+    The CDK app and `pagescribe.aws.deploy` set exactly these PAGESCRIBE_* values in the model's environment
+    (infra/README.md explains the page time model behind them).
+    """
+    try:
+        spec = sizing.instance_spec(instance_type, vcpus=vcpus, memory_gib=memory_gib, physical_cores=cores)
+        sizing.check_memory(spec)
+    except PagescribeError as exc:
+        raise click.ClickException(exc.message) from exc
+    page = sizing.PageModel(output_tokens=output_tokens)
+    realtime = sizing.realtime_container(spec, page=page)
+    queued = sizing.async_container(spec, page=page)
+    load = sizing.capacity(spec, realtime, page=page)
+    target = sizing.target_invocations_per_instance(spec, realtime, page=page)
+    click.echo(f"{instance_type}: {spec.vcpus} vCPUs, {spec.cores} physical cores, {spec.memory_gib:g} GiB")
+    click.echo(f"real-time: {_settings(realtime)}")
+    answered = (
+        f"past the {realtime.time_limit_s} s budget: {load.invocations_per_page} requests, the client continues it"
+        if load.invocations_per_page > 1
+        else "one request"
+    )
+    click.echo(
+        f"  a page ({page.prompt_tokens} prompt + {page.output_tokens} answer tokens) takes {load.page_s:.1f} s "
+        f"with every slot busy: {answered}"
+    )
+    click.echo(f"  {load.pages_per_minute:.2f} pages/min; autoscaling target {target:g} invocations/instance/min")
+    click.echo(
+        f"async: {_settings(queued)} (InvocationTimeoutSeconds {sizing.ASYNC_INVOCATION_TIMEOUT_S}, "
+        f"MaxConcurrentInvocationsPerInstance {queued.slots})"
+    )
+    storage = "local NVMe (no KmsKeyId, no volume size)" if sizing.has_local_nvme(instance_type) else "EBS (KMS)"
+    click.echo(f"storage: {storage}")
+
+
+def _settings(container: sizing.ContainerSizing) -> str:
+    return " ".join(f"{name}={value}" for name, value in container.environment().items())
 
 
 def _count(value: int | None) -> str:
