@@ -70,8 +70,11 @@ def test_submit_writes_the_requests_and_starts_a_multi_record_job(aws: str, docs
     assert job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == f"{PREFIX}/job-1/input/"
     assert job["TransformOutput"] == {"S3OutputPath": f"{PREFIX}/job-1/output/", "Accept": "application/jsonlines",
                                       "AssembleWith": "Line"}  # fmt: skip
-    # No client stands by to continue an answer a budget cut: the container gets the whole request timeout.
-    assert job["Environment"] == {"PAGESCRIBE_TIME_LIMIT_S": "3300"}
+    # No client stands by to continue an answer a budget cut: the container gets most of the request timeout, and
+    # is sized for the job's instance type (4 physical cores of an ml.c6i.2xlarge) as an async endpoint is.
+    assert job["Environment"] == {
+        "PAGESCRIBE_TIME_LIMIT_S": "3000", "PAGESCRIBE_THREADS": "4", "PAGESCRIBE_SLOTS": "2", "PAGESCRIBE_CTX": "4096",
+    }
     assert job["ModelClientConfig"]["InvocationsTimeoutInSeconds"] == 3600
     code, output = cli("batch", "status", "job-1")
     assert code == 0 and "job-1: Completed" in output

@@ -5,7 +5,8 @@ files turned back into per-document JSONL, Markdown, chunks and a summary.
 under ``PREFIX/JOB/input/`` — one format-A request body a line — plus ``PREFIX/JOB/manifest.json``, which says which
 line is which page. ``submit`` starts the job the way the container expects (``SplitType`` Line, ``BatchStrategy``
 MultiRecord: several lines a request, answered one line each, as ``/execution-parameters`` announces), with the
-container's time budget raised, since no client is there to continue an answer a budget cut. ``collect`` reads
+container sized for the job's instance type as an async endpoint is (``aws/sizing.py``): the long time budget, since
+no client is there to continue an answer a budget cut, and slots for throughput. ``collect`` reads
 ``PREFIX/JOB/output/NAME.jsonl.out`` (``AssembleWith`` Line keeps the input's order) back into records.
 """
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pagescribe.aws.s3 import S3Location, read_object, write_object
+from pagescribe.aws.sizing import async_container, instance_spec
 from pagescribe.client.answers import result_from_json
 from pagescribe.client.payload import build_body
 from pagescribe.errors import InvalidRequest, PagescribeError
@@ -44,8 +46,6 @@ from pagescribe.types import GenerationRequest, ImageInput, SamplingParams
 from pagescribe.wire.errors import exception_for
 from pagescribe.wire.jsonlines import MEDIA_TYPE as JSONLINES
 
-#: The container's time budget in a transform job (below the per-request timeout given to SageMaker).
-BATCH_TIME_LIMIT_S = 3300
 #: SageMaker's longest per-request wait in a transform job (``ModelClientConfig.InvocationsTimeoutInSeconds``).
 INVOCATION_TIMEOUT_S = 3600
 #: One mini-batch request's body at most: a few pages, so one request stays well inside the timeout.
@@ -200,7 +200,9 @@ def job_request(
         "MaxPayloadInMB": max_payload_mb,
         "BatchStrategy": "MultiRecord",
         "ModelClientConfig": {"InvocationsTimeoutInSeconds": INVOCATION_TIMEOUT_S, "InvocationsMaxRetries": 1},
-        "Environment": {"PAGESCRIBE_TIME_LIMIT_S": str(BATCH_TIME_LIMIT_S)},
+        # Sized as an async endpoint is: the long budget (no client continues a cut answer), slots for throughput.
+        "Environment": async_container(instance_spec(instance_type), invocation_timeout_s=INVOCATION_TIMEOUT_S)
+        .environment(),
         "TransformInput": {
             "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": inputs.uri()}},
             "ContentType": JSONLINES,
