@@ -20,14 +20,17 @@ import numpy as np
 from gguf import TokenType
 
 from pagescribe.errors import ModelInvalid
+from pagescribe.models.files import ModelFiles
+from pagescribe.models.postprocess import PostProcess
 from pagescribe.models.presets import get_preset
 from pagescribe.models.shapes import VisionShape
+from pagescribe.prompts import Prompt, load_prompt
+from pagescribe.types import SamplingParams
 
 #: A US-letter page rendered at 150 DPI: the page the image-token figures refer to.
 LETTER_PAGE = (1275, 1650)
 
 ImageKind = Literal["fixed", "dynamic", "tiles", "longest_edge"]
-PostProcess = Literal["none", "doctags"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,21 @@ class Family:
 
     def chat_template(self) -> str:
         return resources.files("pagescribe").joinpath(f"templates/{self.template}").read_text(encoding="utf-8")
+
+    def document_prompt(self) -> Prompt:
+        """The family's recommended instruction for a page (empty for a model that takes the image alone)."""
+        if self.prompt is None:
+            return Prompt(id=f"{self.name}-image-only", text="")
+        return load_prompt(self.prompt)
+
+    def sampling(self, **given: object) -> SamplingParams:
+        """The family's recommended sampling for pages (greedy or its own), with a fixed seed; ``given`` values
+        that are not None win."""
+        values: dict[str, object] = {
+            "max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p, "seed": 0,
+        }
+        values |= {k: v for k, v in given.items() if v is not None}
+        return SamplingParams(**values)  # type: ignore[arg-type]
 
     def letter_page_tokens(self) -> int:
         """Image tokens for a US-letter page at the default resolution, at the full-size preset's shapes."""
@@ -218,7 +236,7 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({
         tiny_preset="qwen2.5-vl-tiny", full_preset="qwen2.5-vl-3b",
         published=(
             Published("ggml-org/Qwen2.5-VL-3B-Instruct-GGUF", "Q4_K_M", 1930, 1340),
-            Published("ggml-org/Qwen2.5-VL-7B-Instruct-GGUF", "Q4_K_M", 4680, 1350, "the 7B (olmOCR-2's base)"),
+            Published("ggml-org/Qwen2.5-VL-7B-Instruct-GGUF", "Q4_K_M", 4680, 1350, "7B: olmOCR-2 is a fine-tune of it"),
         ),
         best_for="dense text, forms and tables read at high resolution (one token per 28x28 px); the most "
                  "accurate here, and the slowest per page on CPU",
@@ -280,6 +298,14 @@ def detect_family(text_arch: str, projector: str) -> Family | None:
         if family.projector == projector and text_arch in family.text_archs:
             return family
     return None
+
+
+def family_of_files(files: ModelFiles, *, override: str | None = None) -> Family:
+    """The family of a GGUF pair on disk (its headers are read and checked: ``ModelError`` when unusable)."""
+    from pagescribe.models.validate import validate_pair
+
+    text, mmproj = validate_pair(files.text, files.mmproj)
+    return family_for(text.architecture, mmproj.projector_type, override=override)
 
 
 def family_for(text_arch: str, projector: str, *, override: str | None = None) -> Family:
