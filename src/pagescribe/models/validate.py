@@ -479,7 +479,11 @@ def _check_planned_projector(g: _Gguf, projector: str, *, image_size: int, patch
     )
     if vision.n_head <= 0 or vision.n_embd % vision.n_head:
         raise g.fail(f"vision width {vision.n_embd} is not divisible into {vision.n_head} attention heads")
-    g.expect_shapes({s.name: tuple(reversed(s.shape)) for s in mmproj_tensor_plan(vision, n_embd_text=out)})
+    expected = {s.name: tuple(reversed(s.shape)) for s in mmproj_tensor_plan(vision, n_embd_text=out)}
+    if projector == "lightonocr":  # its MLP's hidden width is whatever mm.1 makes (the text width in LightOnOCR)
+        hidden = g.shapes.get("mm.1.weight", (0, out))[-1]
+        expected |= {"mm.1.weight": (vision.n_embd, hidden), "mm.2.weight": (hidden, out)}
+    g.expect_shapes(expected)
 
 
 def _projector_width(g: _Gguf, projector: str) -> int | None:
