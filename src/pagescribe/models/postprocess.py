@@ -32,11 +32,13 @@ def doctags_to_markdown(doctags: str, *, name: str = "page") -> str:
 
 def page_text(answer: str, kind: PostProcess = "none") -> str:
     """The page's text from the model's ``answer``: converted when the family writes DocTags (or the answer is
-    DocTags anyway, from a server of such a model); as it is otherwise, or when docling-core cannot read it."""
+    DocTags anyway, from a server of such a model); as it is otherwise, or when docling-core cannot read it (or
+    finds nothing in it: an answer is never lost to the conversion)."""
     if kind != "doctags" and not is_doctags(answer):
         return answer
     try:
-        return doctags_to_markdown(answer)
+        markdown = doctags_to_markdown(answer)
     except Exception as exc:  # docling-core raises what its parser meets; the raw answer is still the text
         log.warning("the answer is not DocTags docling-core can read (%s); kept as it is", exc)
         return answer
+    return markdown if markdown.strip() or not answer.strip() else answer
