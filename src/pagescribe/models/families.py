@@ -236,7 +236,9 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({
         tiny_preset="qwen2.5-vl-tiny", full_preset="qwen2.5-vl-3b",
         published=(
             Published("ggml-org/Qwen2.5-VL-3B-Instruct-GGUF", "Q4_K_M", 1930, 1340),
-            Published("ggml-org/Qwen2.5-VL-7B-Instruct-GGUF", "Q4_K_M", 4680, 1350, "7B: olmOCR-2 is a fine-tune of it"),
+            Published(
+                "ggml-org/Qwen2.5-VL-7B-Instruct-GGUF", "Q4_K_M", 4680, 1350, "7B: olmOCR-2 is a fine-tune of it"
+            ),
         ),
         best_for="dense text, forms and tables read at high resolution (one token per 28x28 px); the most "
                  "accurate here, and the slowest per page on CPU",
@@ -250,7 +252,7 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({
             "gpt2", "granite-docling", _GRANITE_TAIL, "<|end_of_text|>", "<|end_of_text|>", "<|end_of_text|>", False
         ),
         tiny_preset="granite-docling-tiny", full_preset="granite-docling-258m",
-        published=(Published("ggml-org/granite-docling-258M-GGUF", "Q8_0", 175, 186),),
+        published=(Published("ggml-org/granite-docling-258M-GGUF", "Q8_0", 175, 190),),
         best_for="born-digital and scanned documents whose structure matters (headings, tables, lists, code, "
                  "formulas): DocTags become Markdown; tiny and fast",
     ),
