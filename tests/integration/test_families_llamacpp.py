@@ -6,16 +6,19 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from PIL import Image, ImageDraw
+from test_pipeline_convert import RecordingEngine
 
 from familymodels import TINY, family_model
-from pagescribe.engine.base import Health, Work
+from pagescribe.cli import main
 from pagescribe.engine.factory import build_engine
 from pagescribe.engine.llamacpp import LlamaCppEngine
 from pagescribe.engine.options import EngineOptions
@@ -23,6 +26,7 @@ from pagescribe.engine.sinks import collect
 from pagescribe.images import encode_image, image_from_pil
 from pagescribe.models.families import FAMILIES, fit_within, image_tokens
 from pagescribe.models.presets import get_preset
+from pagescribe.pipeline import ConvertOptions, convert
 from pagescribe.pipeline.render import RenderedPage
 from pagescribe.pipeline.transcribe import build_request
 from pagescribe.types import GenerationRequest, GenerationResult, ImageInput, Message, SamplingParams
@@ -80,30 +84,10 @@ def engine(family: str) -> Iterator[LlamaCppEngine]:
     engine.close()
 
 
-class Shared:
+class Shared(RecordingEngine):
     """A loaded engine lent to a server: the server neither loads nor closes it."""
 
-    def __init__(self, engine: LlamaCppEngine) -> None:
-        self.engine = engine
-
-    @property
-    def model_id(self) -> str:
-        return self.engine.model_id
-
-    @property
-    def slots(self) -> int:
-        return self.engine.slots
-
     def load(self) -> None:
-        pass
-
-    def submit(self, works: Sequence[Work], *, wait: bool = False) -> None:
-        self.engine.submit(works, wait=wait)
-
-    def health(self) -> Health:
-        return self.engine.health()
-
-    def close(self) -> None:
         pass
 
 
@@ -214,3 +198,28 @@ def test_a_smaller_image_side_asked_for_gives_fewer_tokens_where_resolution_is_d
         assert reduced < full / 4
     else:  # the projector sets the resolution (up to rounding): the request only lowers the detail it sees
         assert reduced >= full * 0.75
+
+
+def test_describe_and_convert_use_the_family_and_record_its_image_tokens(
+    family: str, engine: LlamaCppEngine, tmp_path: Path
+) -> None:
+    image = letter_page("Invoice 42")
+    png = tmp_path / "invoice.png"
+    png.write_bytes(encode_image(image))
+    files = family_model(family)
+    described = CliRunner().invoke(main, [
+        "describe", str(png), "--model", str(files.text), "--mmproj", str(files.mmproj), "--ctx", "4096",
+        "--max-tokens", "6", "--json",
+    ])
+    assert described.exit_code == 0, described.output
+    record = json.loads(described.output.splitlines()[-1])
+    seen = image_from_pil(Image.new("RGB", (record["image"]["width"], record["image"]["height"])))  # as rendered
+    assert record["usage"]["prompt_tokens_details"]["image_tokens"] == expected_image_tokens(family, seen)
+    assert record["usage"]["completion_tokens"] == 6 and record["timings"]["image_encode_ms"] > 0
+    options = ConvertOptions(family=family, params=FAMILIES[family].sampling(max_tokens=6))
+    [page] = list(convert([png], out_dir=tmp_path / "out", backend=engine, options=options))
+    assert page.status in ("ok", "failed") and page.usage["completion_tokens"] > 0
+    assert page.image is not None
+    seen = image_from_pil(Image.new("RGB", (page.image["width"], page.image["height"])))
+    assert page.usage["image_tokens"] == expected_image_tokens(family, seen)
+    assert page.prompt_id == FAMILIES[family].document_prompt().id

@@ -164,3 +164,10 @@ def test_model_pull_offline_uses_what_an_earlier_pull_cached(monkeypatch: pytest
 def test_model_pull_refuses_what_is_neither_a_family_nor_a_repository() -> None:
     result = CliRunner().invoke(main, ["model", "pull", "qwen"])
     assert result.exit_code == 2 and "neither a model family" in result.output
+
+
+@pytest.mark.parametrize("command", ["describe", "convert", "serve"])
+def test_every_command_takes_the_family_flag(command: str) -> None:
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0
+    assert "--family NAME" in result.output and "PAGESCRIBE_FAMILY" in result.output

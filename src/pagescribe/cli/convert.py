@@ -12,7 +12,7 @@ import click
 from pagescribe.cli.options import engine_options_from, model_options, sampling_from
 from pagescribe.client import Client
 from pagescribe.client.transport import DEFAULT_CONCURRENCY, DEFAULT_READ_TIMEOUT_S
-from pagescribe.errors import PagescribeError
+from pagescribe.errors import ModelError, PagescribeError
 from pagescribe.models.families import Family, family_of_files, get_family
 from pagescribe.models.resolve import resolve_model
 from pagescribe.pipeline.chunking import ChunkOptions
@@ -196,14 +196,14 @@ def _family(remote: RemoteTarget, model_options: dict[str, Any]) -> Family | Non
     """The model family the pages are laid out and post-processed for: ``--family``, else that of the model loaded
     here (read from its files), else none (a server's or endpoint's model: LLaVA-1.5's layout, DocTags detected)."""
     options = engine_options_from(model_options)
+    if options.family:
+        return get_family(options.family)
+    if remote.url is not None or remote.endpoint is not None:
+        return None
     try:
-        if options.family:
-            return get_family(options.family)
-        if remote.url is not None or remote.endpoint is not None:
-            return None
         return family_of_files(resolve_model(options.model, mmproj=options.mmproj))
-    except PagescribeError as exc:
-        raise click.ClickException(exc.message) from exc
+    except ModelError:  # the engine's load says what is wrong with the model, in its own words
+        return None
 
 
 def _client(remote: RemoteTarget, *, concurrency: int | None, model_options: dict[str, Any]) -> Client:

@@ -84,6 +84,12 @@ def _layer_norm(name: str, width: int) -> list[TensorSpec]:
     return [norm(name + ".weight", width), bias(name + ".bias", width)]
 
 
+def _attention(block: str, width: int, *, with_bias: bool = True) -> list[TensorSpec]:
+    """A ViT block's q, k, v and output projections (``v.blk.N.attn_*``)."""
+    return [spec for proj in ("attn_q", "attn_k", "attn_v", "attn_out")
+            for spec in _linear(block + proj, width, width, with_bias=with_bias)]
+
+
 def _llava_mlp(v: VisionShape, t: int) -> tuple[TensorSpec, ...]:
     """LLaVA-1.5 in the layout of llama.cpp's legacy ``convert_image_encoder_to_gguf.py``: its FFN names hold HF
     ``fc1`` in ``ffn_down`` (E -> F) and ``fc2`` in ``ffn_up``; clip.cpp notices and swaps them."""
@@ -98,10 +104,8 @@ def _llava_mlp(v: VisionShape, t: int) -> tuple[TensorSpec, ...]:
     ]
     for i in range(v.n_layer):
         b = f"v.blk.{i}."
-        for proj in ("attn_q", "attn_k", "attn_v", "attn_out"):
-            specs += _linear(b + proj, e, e)
-        specs += [*_layer_norm(b + "ln1", e), *_linear(b + "ffn_down", f, e), *_linear(b + "ffn_up", e, f)]
-        specs += _layer_norm(b + "ln2", e)
+        specs += [*_attention(b, e), *_layer_norm(b + "ln1", e), *_linear(b + "ffn_down", f, e)]
+        specs += [*_linear(b + "ffn_up", e, f), *_layer_norm(b + "ln2", e)]
     return tuple(specs)
 
 
@@ -115,10 +119,7 @@ def _qwen25vl(v: VisionShape, t: int) -> tuple[TensorSpec, ...]:
     ]
     for i in range(v.n_layer):
         b = f"v.blk.{i}."
-        specs.append(norm(b + "ln1.weight", e))
-        for proj in ("attn_q", "attn_k", "attn_v", "attn_out"):
-            specs += _linear(b + proj, e, e)
-        specs.append(norm(b + "ln2.weight", e))
+        specs += [norm(b + "ln1.weight", e), *_attention(b, e), norm(b + "ln2.weight", e)]
         specs += [*_linear(b + "ffn_gate", f, e), *_linear(b + "ffn_up", f, e), *_linear(b + "ffn_down", e, f)]
     return (*specs, norm("v.post_ln.weight", e), *_linear("mm.0", m, m), *_linear("mm.2", t, m))
 
@@ -134,10 +135,8 @@ def _siglip(v: VisionShape) -> list[TensorSpec]:
     ]
     for i in range(v.n_layer):
         b = f"v.blk.{i}."
-        for proj in ("attn_q", "attn_k", "attn_v", "attn_out"):
-            specs += _linear(b + proj, e, e)
-        specs += [*_layer_norm(b + "ln1", e), *_linear(b + "ffn_up", f, e), *_linear(b + "ffn_down", e, f)]
-        specs += _layer_norm(b + "ln2", e)
+        specs += [*_attention(b, e), *_layer_norm(b + "ln1", e), *_linear(b + "ffn_up", f, e)]
+        specs += [*_linear(b + "ffn_down", e, f), *_layer_norm(b + "ln2", e)]
     return [*specs, *_layer_norm("v.post_ln", e)]
 
 
@@ -162,9 +161,7 @@ def _lightonocr(v: VisionShape, t: int) -> tuple[TensorSpec, ...]:
     specs = [TensorSpec("v.patch_embd.weight", (e, 3, p, p), F16), norm("v.pre_ln.weight", e)]
     for i in range(v.n_layer):
         b = f"v.blk.{i}."
-        for proj in ("attn_q", "attn_k", "attn_v", "attn_out"):
-            specs += _linear(b + proj, e, e, with_bias=False)
-        specs += [norm(b + "ln1.weight", e), norm(b + "ln2.weight", e)]
+        specs += [*_attention(b, e, with_bias=False), norm(b + "ln1.weight", e), norm(b + "ln2.weight", e)]
         for name, dims in (("ffn_gate", (f, e)), ("ffn_up", (f, e)), ("ffn_down", (e, f))):
             specs += _linear(b + name, *dims, with_bias=False)
     return (

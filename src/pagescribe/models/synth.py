@@ -200,21 +200,19 @@ def _text_hparams(t: TextShape) -> dict[str, tuple[Any, GGUFValueType]]:
 
 def _add_tokenizer(w: GGUFWriter, spec: Preset) -> None:
     tok = get_family(spec.family).tokenizer
-    if tok.model == "llama":
+    w.add_tokenizer_model(tok.model)
+    w.add_tokenizer_pre(tok.pre)
+    if tok.model == "llama":  # SentencePiece: pieces with scores, merged by llama.cpp in score order
         vocab = build_vocab(spec.text.n_vocab, **({"head": tok.head} if tok.head else {}), tail=tok.tail)
-        tokens = vocab.tokens
-        w.add_tokenizer_model("llama")
-        w.add_tokenizer_pre(tok.pre)
+        tokens, types = vocab.tokens, vocab.token_types
         w.add_token_list(list(tokens))
         w.add_token_scores(list(vocab.scores))
-        w.add_token_types(list(vocab.token_types))
-    else:
+    else:  # byte-level BPE: the merges in rank order
         bpe = build_bpe_vocab(spec.text.n_vocab, tail=tok.tail)
-        tokens = bpe.tokens
-        w.add_tokenizer_model("gpt2")
-        w.add_tokenizer_pre(tok.pre)
+        tokens, types = bpe.tokens, bpe.token_types
         w.add_token_list(list(tokens))
-        w.add_token_types(list(bpe.token_types))
+    w.add_token_types(list(types))
+    if tok.model == "gpt2":
         w.add_token_merges(list(bpe.merges))
     _add_special_ids(w, tok, tokens)
     w.add_chat_template(chat_template(spec.family))
