@@ -306,6 +306,13 @@ def image_from_pil(image: Image.Image, *, max_side: int | None = 2048) -> ImageI
     return _finish(image, max_side=max_side)
 
 
+def fit_image(image: ImageInput, max_side: int) -> ImageInput:
+    """``image`` with its longer side brought down to ``max_side`` (LANCZOS, aspect kept); as it is when it fits."""
+    if max(image.width, image.height) <= max_side:
+        return image
+    return _finish(to_pil(image), max_side=max_side)
+
+
 def to_pil(image: ImageInput) -> Image.Image:
     """The ``ImageInput``'s pixels as a Pillow RGB image."""
     return Image.frombytes("RGB", (image.width, image.height), image.rgb)

@@ -88,16 +88,22 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     response_format: dict[str, Any] | None = None
+    #: The longest side pages are fitted within before the projector (None: the model family's default).
+    image_max_side: int | None = None
     given: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        """Every setting (``given`` left out), JSON-ready: what a page record and its cache key hold."""
-        return {
+        """Every setting (``given`` left out; ``image_max_side`` only when set), JSON-ready: what a page record and
+        its cache key hold."""
+        data: dict[str, Any] = {
             "max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
             "min_p": self.min_p, "repeat_penalty": self.repeat_penalty, "presence_penalty": self.presence_penalty,
             "frequency_penalty": self.frequency_penalty, "seed": self.seed, "stop": list(self.stop),
             "response_format": self.response_format,
         }
+        if self.image_max_side is not None:
+            data["image_max_side"] = self.image_max_side
+        return data
 
 
 def new_request_id() -> str:
@@ -130,11 +136,13 @@ class GenerationRequest:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts. ``cached_tokens`` of the prompt were reused from the prefix cache, not evaluated again."""
+    """Token counts. ``cached_tokens`` of the prompt were reused from the prefix cache, not evaluated again;
+    ``image_tokens`` of the prompt are the images' embeddings."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    image_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -146,8 +154,9 @@ class Usage:
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
         }
-        if self.cached_tokens:
-            out["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        details = {"cached_tokens": self.cached_tokens, "image_tokens": self.image_tokens}
+        if any(details.values()):
+            out["prompt_tokens_details"] = {k: v for k, v in details.items() if v}
         return out
 
 

@@ -9,18 +9,19 @@ from typing import Any
 
 import click
 
-from pagescribe.cli.options import engine_options_from, model_options
+from pagescribe.cli.options import engine_options_from, model_options, sampling_from
 from pagescribe.client import Client
 from pagescribe.client.async_endpoint import MAX_INVOCATION_TIMEOUT_S
 from pagescribe.client.transport import DEFAULT_CONCURRENCY, DEFAULT_READ_TIMEOUT_S
-from pagescribe.errors import PagescribeError
+from pagescribe.errors import ModelError, PagescribeError
+from pagescribe.models.families import Family, family_of_files, get_family
+from pagescribe.models.resolve import resolve_model
 from pagescribe.pipeline.chunking import ChunkOptions
 from pagescribe.pipeline.options import ConvertOptions
 from pagescribe.pipeline.progress import make_progress
 from pagescribe.pipeline.render import parse_page_ranges
 from pagescribe.pipeline.runner import Conversion
 from pagescribe.prompts import load_prompt
-from pagescribe.types import SamplingParams
 
 #: A server queues the pages it is sent: the last of a batch waits for those before it, so it gets longer
 #: than the 70 s the client allows a SageMaker request (which SageMaker itself ends at 60 s).
@@ -114,10 +115,11 @@ SERVER_READ_TIMEOUT_S = 300.0
     show_default=True,
     help="auto: a bar on a terminal, one line per document otherwise; jsonl: events on stdout.",
 )
-@click.option("--max-tokens", type=click.IntRange(1, 1_000_000), default=1024, show_default=True)
-@click.option("--temperature", type=click.FloatRange(0, 5), default=0.0, show_default=True)
-@click.option("--repeat-penalty", type=click.FloatRange(0.5, 3), default=1.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-tokens", type=click.IntRange(1, 1_000_000), default=None,
+              help="[default: the model family's, 1024 for LLaVA-1.5]")
+@click.option("--temperature", type=click.FloatRange(0, 5), default=None, help="[default: the model family's]")
+@click.option("--repeat-penalty", type=click.FloatRange(0.5, 3), default=None, help="[default: 1]")
+@click.option("--seed", type=int, default=None, help="[default: 0]")
 @click.option(
     "--time-limit",
     "time_limit_s",
@@ -157,10 +159,10 @@ def convert_command(
     anchor: str,
     force: bool,
     progress_mode: str,
-    max_tokens: int,
-    temperature: float,
-    repeat_penalty: float,
-    seed: int,
+    max_tokens: int | None,
+    temperature: float | None,
+    repeat_penalty: float | None,
+    seed: int | None,
     time_limit_s: float | None,
     chunk_size: int | None,
     chunk_overlap: int,
@@ -180,12 +182,12 @@ def convert_command(
         async_endpoint=async_endpoint, s3_prefix=s3_prefix, invocation_timeout_s=invocation_timeout_s,
     )
     remote.check(model=model_options.get("model"))
+    family = _family(remote, model_options)
     try:
         options = ConvertOptions(
-            prompt=load_prompt(prompt_file or "document"),
-            params=SamplingParams(
-                max_tokens=max_tokens, temperature=temperature, repeat_penalty=repeat_penalty, seed=seed
-            ),
+            prompt=load_prompt(prompt_file) if prompt_file else None,
+            params=sampling_from(max_tokens, temperature, None, repeat_penalty, seed, family),
+            family=family.name if family else None,
             anchor="text-layer" if anchor == "text-layer" else "none",
             time_limit_s=time_limit_s,
             dpi=dpi,
@@ -216,6 +218,20 @@ def _run(inputs: tuple[str, ...], out_dir: Path, client: Client, options: Conver
         raise click.ClickException(exc.message) from exc
     if conversion.summary is None or not conversion.summary.succeeded:
         sys.exit(1)
+
+
+def _family(remote: RemoteTarget, model_options: dict[str, Any]) -> Family | None:
+    """The model family the pages are laid out and post-processed for: ``--family``, else that of the model loaded
+    here (read from its files), else none (a server's or endpoint's model: LLaVA-1.5's layout, DocTags detected)."""
+    options = engine_options_from(model_options)
+    if options.family:
+        return get_family(options.family)
+    if remote.url is not None or remote.endpoint is not None:
+        return None
+    try:
+        return family_of_files(resolve_model(options.model, mmproj=options.mmproj))
+    except ModelError:  # the engine's load says what is wrong with the model, in its own words
+        return None
 
 
 def _client(remote: RemoteTarget, *, concurrency: int | None, model_options: dict[str, Any]) -> Client:

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from pagescribe.cli.options import generation_options, prompt_text
+from pagescribe.cli.options import generation_options, prompt_text, sampling_from
 from pagescribe.client import Client, ImageDownsizedWarning, ImageLike, Parameters, RetryPolicy
 from pagescribe.errors import PagescribeError
 from pagescribe.pipeline.render import parse_page_ranges, render_document
@@ -74,11 +74,11 @@ def invoke_command(
     profile: str | None,
     prompt: str | None,
     prompt_file: Path | None,
-    max_tokens: int,
-    temperature: float,
-    top_p: float,
-    repeat_penalty: float,
-    seed: int,
+    max_tokens: int | None,
+    temperature: float | None,
+    top_p: float | None,
+    repeat_penalty: float | None,
+    seed: int | None,
     as_json: bool,
     stream: bool,
     pages: str | None,
@@ -94,8 +94,10 @@ def invoke_command(
     """
     _check_target(endpoint, url, region, profile, stream=stream, as_json=as_json)
     instruction = prompt_text(prompt, prompt_file)
-    parameters = Parameters(
-        max_tokens=max_tokens, temperature=temperature, top_p=top_p, repeat_penalty=repeat_penalty, seed=seed
+    sampling = sampling_from(max_tokens, temperature, top_p, repeat_penalty, seed)  # the remote model's family
+    parameters = Parameters(  # is not known here: LLaVA-1.5's defaults for what the flags leave out, as before
+        max_tokens=sampling.max_tokens, temperature=sampling.temperature, top_p=sampling.top_p,
+        repeat_penalty=sampling.repeat_penalty, seed=0 if sampling.seed is None else sampling.seed,
     )
     options: dict[str, Any] = {
         "read_timeout_s": timeout_s,

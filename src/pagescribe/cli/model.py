@@ -1,4 +1,5 @@
-"""`pagescribe model ...`: synthesize random-weight model pairs and inspect GGUF files."""
+"""`pagescribe model ...`: list the model families, pull their published GGUF files, synthesize random-weight
+pairs and inspect GGUF files."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import click
 
 from pagescribe.errors import ModelError
+from pagescribe.models.families import DEFAULT_FAMILY, FAMILIES, detect_family
 from pagescribe.models.presets import PRESETS
 from pagescribe.models.synth import synthesize
 from pagescribe.models.validate import (
@@ -31,7 +33,8 @@ def model_group() -> None:
     type=click.Choice(list(PRESETS)),
     default="tiny",
     show_default=True,
-    help="tiny: a few MB, for tests. 1b / llava-1.5-7b: real shapes and Q4_K_M layout, for benchmarks.",
+    help="tiny and FAMILY-tiny: a few MB, for tests. The others (1b, llava-1.5-7b, qwen2.5-vl-3b, "
+    "granite-docling-258m, gemma-3-4b, lightonocr-1b): real shapes and quantization layout, for benchmarks.",
 )
 @click.option(
     "--out",
@@ -47,7 +50,7 @@ def model_group() -> None:
     "--force", is_flag=True, help="Rewrite the files even if this preset and seed are already there."
 )
 def synth_command(*, preset: str, out_dir: Path, seed: int, force: bool) -> None:
-    """Write a LLaVA-1.5-architecture GGUF pair (text model + mmproj) with random weights.
+    """Write a GGUF pair (text model + mmproj) of a model family's real architecture with random weights.
 
     The same preset and seed always give byte-identical files. The model loads and runs like a real one, at
     real speed, but its weights are random: the text it writes is meaningless.
@@ -91,6 +94,10 @@ def inspect_command(*, paths: tuple[Path, ...]) -> None:
         try:
             validate_pair(texts[0].path, mmprojs[0].path)
             click.echo(f"pair: ok (projector output width = text embedding width = {texts[0].n_embd})")
+            family = detect_family(texts[0].architecture, mmprojs[0].projector_type)
+            click.echo(f"family: {family.name} ({family.title})" if family else
+                       f"family: not one pagescribe knows; served with {DEFAULT_FAMILY}'s conventions and the "
+                       "GGUF's own chat template (--family NAME to choose)")
         except ModelError as e:
             failed = True
             click.echo(f"error: {e}", err=True)
@@ -121,3 +128,45 @@ def _size(n_bytes: int) -> str:
         if n_bytes >= scale:
             return f"{n_bytes / scale:.1f} {unit}"
     return f"{n_bytes} B"
+
+
+@model_group.command("list")
+def list_command() -> None:
+    """The model families pagescribe runs, the published GGUF files to pull, and what a page costs each."""
+    for family in FAMILIES.values():
+        default = " (the default)" if family.name == DEFAULT_FAMILY else ""
+        click.echo(f"{family.name}{default}: {family.title}")
+        click.echo(f"  detected by: text architecture {'/'.join(family.text_archs)}, projector {family.projector}")
+        for pub in family.published:
+            note = f" ({pub.note})" if pub.note else ""
+            click.echo(f"  pull: pagescribe model pull {pub.spec}{note}   "
+                       f"text {pub.text_mb:,} MB + mmproj {pub.mmproj_mb:,} MB")
+        click.echo(f"  image tokens per letter page at the default resolution: {family.letter_page_tokens():,} "
+                   f"({family.image.kind}, fitted within {family.image.default_max_side} px)")
+        click.echo(f"  test models: --preset {family.tiny_preset} (tiny), --preset {family.full_preset} (full size)")
+        click.echo(f"  best for: {family.best_for}")
+
+
+@model_group.command("pull")
+@click.argument("spec", metavar="FAMILY|ORG/NAME[:QUANT]")
+def pull_command(*, spec: str) -> None:
+    """Download a GGUF pair (text model + mmproj) from the model hub into its cache, with a progress bar.
+
+    FAMILY (see `pagescribe model list`) pulls that family's published files; ORG/NAME[:QUANT] any repository
+    (QUANT picks one of several text GGUFs). An interrupted download resumes; a pulled model needs no network
+    again (HF_HUB_OFFLINE=1 uses the cache). Prints the directory to pass as --model.
+    """
+    from pagescribe.models.hub import download_from_hub
+    from pagescribe.models.resolve import resolve_model
+
+    repo = FAMILIES[spec].published[0].spec if spec in FAMILIES else spec
+    if "/" not in repo:
+        raise click.UsageError(f"{spec!r} is neither a model family ({', '.join(FAMILIES)}) nor ORG/NAME[:QUANT]")
+    try:
+        directory = download_from_hub(repo)
+        files = resolve_model(directory)
+    except ModelError as e:
+        raise click.ClickException(e.message) from e
+    for path in (files.text, files.mmproj):
+        click.echo(f"{path}\t{_size(path.stat().st_size)}")
+    click.echo(f"use it with: --model {directory}", err=True)

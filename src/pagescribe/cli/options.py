@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from pagescribe.engine.options import EngineOptions
+from pagescribe.models.families import DEFAULT_FAMILY, FAMILIES, Family
 from pagescribe.types import SamplingParams
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -19,8 +20,8 @@ S = TypeVar("S", bound=BaseModel)
 
 
 #: The engine settings that `describe` and `convert` take as flags (the queue and health ones matter to servers).
-MODEL_FIELDS = ("model", "mmproj", "chat_template", "ctx", "threads", "slots", "batch_size", "image_cache_mb",
-                "prefix_cache_mb")
+MODEL_FIELDS = ("model", "mmproj", "family", "chat_template", "ctx", "threads", "slots", "batch_size",
+                "image_cache_mb", "prefix_cache_mb")
 
 
 def settings_options(settings: type[BaseModel], names: Sequence[str] | None = None) -> Callable[[F], F]:
@@ -104,12 +105,14 @@ def generation_options(func: F) -> F:
                 default=None,
                 help="Read the instruction from a file.",
             ),
-            click.option("--max-tokens", type=click.IntRange(1, 1_000_000), default=1024, show_default=True),
-            click.option("--temperature", type=click.FloatRange(0, 5), default=0.0, show_default=True),
-            click.option("--top-p", type=click.FloatRange(0, 1), default=1.0, show_default=True),
-            click.option("--repeat-penalty", type=click.FloatRange(0.5, 3), default=1.0, show_default=True),
+            click.option("--max-tokens", type=click.IntRange(1, 1_000_000), default=None,
+                         help="Tokens to generate per page [default: the model family's, 1024 for LLaVA-1.5]."),
+            click.option("--temperature", type=click.FloatRange(0, 5), default=None,
+                         help="[default: the model family's, 0 (greedy) for most]"),
+            click.option("--top-p", type=click.FloatRange(0, 1), default=None, help="[default: the family's, 1]"),
+            click.option("--repeat-penalty", type=click.FloatRange(0.5, 3), default=None, help="[default: 1]"),
             click.option(
-                "--seed", type=int, default=0, show_default=True, help="Sampling seed, for repeatable output."
+                "--seed", type=int, default=None, help="Sampling seed, for repeatable output. [default: 0]"
             ),
             click.option("--json", "as_json", is_flag=True, help="One JSON record per page or image, not plain text."),
         ]
@@ -119,21 +122,25 @@ def generation_options(func: F) -> F:
 
 
 def sampling_from(
-    max_tokens: int, temperature: float, top_p: float, repeat_penalty: float, seed: int
+    max_tokens: int | None,
+    temperature: float | None,
+    top_p: float | None,
+    repeat_penalty: float | None,
+    seed: int | None,
+    family: Family | None = None,
 ) -> SamplingParams:
-    return SamplingParams(
+    """The sampling the flags ask for, the model family's recommendation for what they leave out."""
+    return (family or FAMILIES[DEFAULT_FAMILY]).sampling(
         max_tokens=max_tokens, temperature=temperature, top_p=top_p, repeat_penalty=repeat_penalty, seed=seed
     )
 
 
-def prompt_text(prompt: str | None, prompt_file: Path | None) -> str:
-    """The user's prompt, or the packaged document prompt."""
+def prompt_text(prompt: str | None, prompt_file: Path | None, family: Family | None = None) -> str:
+    """The user's prompt, or the model family's document prompt (the packaged ``document`` one for LLaVA-1.5)."""
     if prompt is not None and prompt_file is not None:
         raise click.UsageError("give --prompt or --prompt-file, not both")
     if prompt_file is not None:
         return prompt_file.read_text(encoding="utf-8")
     if prompt is not None:
         return prompt
-    from pagescribe.prompts import load_prompt
-
-    return load_prompt("document").text
+    return (family or FAMILIES[DEFAULT_FAMILY]).document_prompt().text

@@ -36,6 +36,7 @@ def result_from_json(data: Any, *, source: str) -> GenerationResult:
                 prompt_tokens=int(usage.get("prompt_tokens", 0)),
                 completion_tokens=int(usage.get("completion_tokens", 0)),
                 cached_tokens=int(_mapping(usage.get("prompt_tokens_details")).get("cached_tokens", 0)),
+                image_tokens=int(_mapping(usage.get("prompt_tokens_details")).get("image_tokens", 0)),
             ),
             timings=Timings(**{key: float(timings.get(key, 0.0)) for key in _TIMINGS}),
             model=str(answer.get("model") or ""),

@@ -77,6 +77,7 @@ class Continuation:
                 prompt_tokens=first.usage.prompt_tokens,
                 completion_tokens=self.generated,
                 cached_tokens=first.usage.cached_tokens,
+                image_tokens=first.usage.image_tokens,
             ),
             timings=Timings(
                 image_encode_ms=sum(r.timings.image_encode_ms for r in self.results),

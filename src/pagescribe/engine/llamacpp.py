@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from pagescribe.engine.base import Health, Work
 from pagescribe.engine.native import ContextShape, NativeModel
 from pagescribe.engine.options import EngineOptions
-from pagescribe.engine.prompt import ChatTemplate, PromptPiece, default_chat_template, pieces_to_text
+from pagescribe.engine.prompt import ChatTemplate, PromptPiece, pieces_to_text
 from pagescribe.engine.scheduler import BatchScheduler
 from pagescribe.errors import NotReady
+from pagescribe.models.families import Family, family_for
 from pagescribe.models.files import ModelFiles
 from pagescribe.models.resolve import resolve_model
 from pagescribe.models.validate import validate_pair
@@ -36,6 +37,7 @@ class LlamaCppEngine:
         self.files = files
         self.n_threads = options.threads or len(os.sched_getaffinity(0))
         self._template: ChatTemplate | None = None
+        self.family: Family | None = None
         self._scheduler: BatchScheduler | None = None
         self._lock = threading.Lock()
 
@@ -53,21 +55,24 @@ class LlamaCppEngine:
         options = self.options
         if self.files is None:
             self.files = resolve_model(options.model, mmproj=options.mmproj)
-        text_info, _ = validate_pair(self.files.text, self.files.mmproj)
+        text_info, mmproj_info = validate_pair(self.files.text, self.files.mmproj)
+        family = family_for(text_info.architecture, mmproj_info.projector_type, override=options.family)
         shape = ContextShape(
             n_ctx=options.ctx * options.slots, n_seq=options.slots, n_batch=options.batch_size,
             n_threads=self.n_threads,
         )
         native = NativeModel(self.files, shape)
         try:
-            source = options.chat_template_text() or text_info.chat_template or default_chat_template()
-            template = ChatTemplate(source, bos_token=native.bos_text(), eos_token=native.eos_text())
+            source = options.chat_template_text() or text_info.chat_template or family.chat_template()
+            template = ChatTemplate(
+                source, bos_token=native.bos_text(), eos_token=native.eos_text(), bos_added=native.adds_bos
+            )
         except BaseException:
             native.close()
             raise
         with self._lock:
-            self._template = template
-            self._scheduler = BatchScheduler(native, template, options=options, model_id=self.model_id)
+            self._template, self.family = template, family
+            self._scheduler = BatchScheduler(native, template, options=options, model_id=self.model_id, family=family)
 
     def submit(self, works: Sequence[Work], *, wait: bool = False) -> None:
         scheduler = self._scheduler

@@ -74,6 +74,10 @@ class NativeModel:
         self.n_vocab = int(lib.llama_vocab_n_tokens(self.vocab))
         self.memory = lib.llama_get_memory(self.ctx)
         self.space_prefix = self._detect_space_prefix()
+        self.adds_bos = bool(lib.llama_vocab_get_add_bos(self.vocab))
+        # Sliding-window attention (Gemma 3): cells past the window are dropped, so a long sequence no longer
+        # holds its beginning and cannot lend it as a prefix.
+        self.swa = int(lib.llama_model_n_swa(self.model)) > 0
 
     def _load_text(self, lib: Any) -> None:
         params = lib.llama_model_default_params()
@@ -205,6 +209,10 @@ class NativeModel:
         if self._lib.llama_state_seq_set_data(self.ctx, state, len(state), seq) == 0:
             self.forget(seq, 0)
             raise EngineError("llama.cpp could not restore a saved sequence state")
+
+    def pruned(self, seq: int) -> bool:
+        """Whether sequence ``seq`` lost its first cells (a sliding window dropped them)."""
+        return self.swa and int(self._lib.llama_memory_seq_pos_min(self.memory, seq)) > 0
 
     def clear(self) -> None:
         self._lib.llama_memory_clear(self.memory, True)

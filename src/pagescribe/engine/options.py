@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pagescribe.models.files import SAGEMAKER_MODEL_DIR
@@ -33,6 +33,12 @@ class EngineOptions(BaseSettings):
     mmproj: str | None = Field(
         default=None, description="the projector GGUF, when it cannot be found beside the model",
         json_schema_extra={"metavar": "PATH"},
+    )
+    family: str | None = Field(
+        default=None,
+        description="the model family to serve the pair as (its template, prompt, image sizing and output "
+        "handling); default: detected from the GGUF pair",
+        json_schema_extra={"metavar": "NAME"},
     )
     chat_template: str | None = Field(
         default=None, description="a Jinja2 chat template (a file, or the text itself) to use instead of the model's",
@@ -55,6 +61,15 @@ class EngineOptions(BaseSettings):
         default=300.0, gt=0,
         description="a busy engine that finishes no batch step for this long is unhealthy (/ping 503)",
     )
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, value: str | None) -> str | None:
+        from pagescribe.models.families import FAMILIES
+
+        if value and value not in FAMILIES:
+            raise ValueError(f"unknown model family {value!r}; choose one of: {', '.join(FAMILIES)}")
+        return value or None
 
     def chat_template_text(self) -> str | None:
         """The chat template's text: read from the file ``chat_template`` names, or the value itself."""

@@ -45,7 +45,9 @@ class PromptPiece:
 class ChatTemplate:
     """A compiled chat template; ``render`` returns the prompt as an ordered list of pieces."""
 
-    def __init__(self, source: str, *, bos_token: str, eos_token: str) -> None:
+    def __init__(self, source: str, *, bos_token: str, eos_token: str, bos_added: bool = False) -> None:
+        """``bos_added``: the tokenizer puts BOS in front of the prompt itself, so a template that writes
+        ``bos_token`` first (Gemma's) must not give it a second one."""
         env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
         try:
             self._template = env.from_string(source)
@@ -53,6 +55,7 @@ class ChatTemplate:
             raise ModelInvalid(f"the chat template does not compile: {exc}") from exc
         self._bos = bos_token
         self._eos = eos_token
+        self._strip_bos = bos_added and bool(bos_token)
 
     def render(self, messages: tuple[Message, ...]) -> list[PromptPiece]:
         if len(messages) > 1 and messages[-1].role == "assistant":
@@ -79,6 +82,8 @@ class ChatTemplate:
             raise InvalidRequest(f"the model's chat template rejected the dialog: {exc}") from exc
         except TemplateError as exc:
             raise EngineError(f"the chat template failed to render: {exc}") from exc
+        if self._strip_bos:
+            rendered = rendered.removeprefix(self._bos)
         return _split(rendered, nonce, texts, images)
 
 

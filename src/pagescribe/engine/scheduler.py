@@ -31,9 +31,11 @@ from pagescribe.engine.queue import Heartbeat, Job, WorkQueue
 from pagescribe.engine.sampling import Sampler
 from pagescribe.engine.slots import Slot, best_prefix
 from pagescribe.engine.textstream import TextStream
-from pagescribe.engine.tokens import AnswerTokens, ImageKey, TokenizedPrompt, common_prefix, span
+from pagescribe.engine.tokens import AnswerTokens, ImageKey, TokenizedPrompt, cells, common_prefix, span
 from pagescribe.errors import ContextOverflow, EngineError, NotReady
-from pagescribe.types import FinishReason, GenerationResult
+from pagescribe.images import fit_image
+from pagescribe.models.families import FAMILIES, Family
+from pagescribe.types import FinishReason, GenerationRequest, GenerationResult, ImagePart, Message
 
 log = logging.getLogger("pagescribe.engine")
 
@@ -47,9 +49,18 @@ STEP_SHARE = 0.8
 class BatchScheduler:
     """Owns ``native`` after construction; ``close`` stops the thread and fails what is still waiting."""
 
-    def __init__(self, native: NativeModel, template: ChatTemplate, *, options: EngineOptions, model_id: str) -> None:
+    def __init__(
+        self,
+        native: NativeModel,
+        template: ChatTemplate,
+        *,
+        options: EngineOptions,
+        model_id: str,
+        family: Family = FAMILIES["llava-1.5"],
+    ) -> None:
         self.native = native
         self.template = template
+        self.family = family
         self.n_ctx_slot = options.ctx
         self.n_batch = options.batch_size
         self.model_id = model_id
@@ -158,14 +169,16 @@ class BatchScheduler:
     def _tokenize(self, job: Job) -> TokenizedPrompt | None:
         """The job's prompt, or ``None`` after answering the job with why it cannot run."""
         try:
-            prompt = TokenizedPrompt(self.native, self.template.render(job.request.messages), answers=self.answers)
+            messages = sized_images(job.request, self.family)
+            prompt = TokenizedPrompt(self.native, self.template.render(messages), answers=self.answers)
         except Exception as exc:
             job.finish(exc)
             return None
-        if prompt.n_positions >= self.n_ctx_slot:
+        need = max(prompt.n_positions, prompt.n_cells)
+        if need >= self.n_ctx_slot:
             prompt.close()
             job.finish(ContextOverflow(
-                f"the prompt needs {prompt.n_positions} tokens but the context window holds {self.n_ctx_slot}: "
+                f"the prompt needs {need} tokens but the context window holds {self.n_ctx_slot}: "
                 "send fewer or smaller images or less text, or raise the context size (--ctx)"
             ))
             return None
@@ -174,11 +187,17 @@ class BatchScheduler:
     def _prefix_in_progress(self, prompt: TokenizedPrompt) -> bool:
         """Whether a slot still evaluating its prompt will soon hold more of ``prompt`` than any slot holds now
         (the same page sent twice at once, or the shared instructions on a cold start)."""
-        have = max(best_prefix(self.slots, prompt.keys)[1], self.saved.best(prompt.keys)[1])
+        have = max(best_prefix(self._sources(), prompt.keys)[1], self.saved.best(prompt.keys)[1])
         limit = len(prompt.keys) - 1
         return any(
-            min(common_prefix(s.prompt_keys(), prompt.keys), limit) > have for s in self.slots if s.phase == "prompt"
+            min(common_prefix(s.prompt_keys(), prompt.keys), limit) > have
+            for s in self._sources() if s.phase == "prompt"
         )
+
+    def _sources(self) -> list[Slot]:
+        """Slots whose cells can be lent as a prefix: all of them, except sequences a sliding window has cut the
+        beginning off (Gemma 3 past its window)."""
+        return [s for s in self.slots if not self.native.pruned(s.seq)]
 
     def _choose_slot(self, idle: list[Slot], prompt: TokenizedPrompt) -> Slot:
         """The idle slot with the longest own match; failing that, the one with the least cached (cheapest)."""
@@ -188,7 +207,7 @@ class BatchScheduler:
     def _start(self, slot: Slot, job: Job, prompt: TokenizedPrompt) -> bool:
         """Put ``job`` on ``slot``, reusing the longest cached prefix; whether it copied another slot's stream."""
         _, own_keys, own_pos = best_prefix([slot], prompt.keys)
-        source, n_keys, n_pos = best_prefix(self.slots, prompt.keys)
+        source, n_keys, n_pos = best_prefix(self._sources(), prompt.keys)
         if source is None or n_keys <= own_keys:  # the slot's own cells do as well: no copy
             source, n_keys, n_pos = slot, own_keys, own_pos
         self._save_shared(slot, keep=own_keys)
@@ -217,7 +236,8 @@ class BatchScheduler:
         params = job.request.params
         slot.job, slot.prompt, slot.phase = job, prompt, "prompt"
         slot.cached = list(prompt.keys[:n_keys])
-        slot.cursor, slot.n_past, slot.n_cached = n_keys, n_pos + rows, n_pos + rows
+        slot.cursor, slot.n_past = n_keys, n_pos + rows
+        slot.n_cached = sum(cells(k) for k in prompt.keys[:n_keys]) + rows
         slot.image_done, slot.image_embd, slot.partial = rows, None, None
         slot.sampler = Sampler(self.native.model, self.native.vocab, params)
         slot.text = TextStream(params.stop)
@@ -250,6 +270,9 @@ class BatchScheduler:
             log.warning("a shared prompt prefix could not be saved; it will be evaluated again when needed")
 
     def _release(self, slot: Slot) -> None:
+        if self.native.pruned(slot.seq):  # its beginning is gone: nothing there for a later prompt to reuse
+            slot.cached, slot.shared, slot.partial = [], 0, None
+            self.native.forget(slot.seq, 0)
         if slot.prompt is not None:
             slot.prompt.close()
         if slot.sampler is not None:
@@ -388,7 +411,7 @@ class BatchScheduler:
             return
         slot.n_generated += 1
         slot.generated.append(token)
-        data = self.native.piece(token)
+        data = self.native.piece(token, special=self.family.special_output)
         if slot.n_generated == 1 and self.native.space_prefix and not slot.prompt_continues():
             data = data.removeprefix(b" ")  # SentencePiece's word-start marker, not text
         piece = slot.text.push(data)
@@ -398,7 +421,20 @@ class BatchScheduler:
             slot.job.emit(piece)
         if slot.text.stopped:
             self._finish(slot, "stop")
-        elif slot.n_generated >= params.max_tokens or slot.n_past + 1 >= self.n_ctx_slot:
+        elif slot.n_generated >= params.max_tokens or slot.n_cells() + 1 >= self.n_ctx_slot:
             self._finish(slot, "length")
         else:
             slot.next_token = token
+
+
+def sized_images(request: GenerationRequest, family: Family) -> tuple[Message, ...]:
+    """The request's messages with every image fitted within the family's image policy (the request's
+    ``image_max_side`` within the family's limits), so the projector gets the page at the intended resolution."""
+    max_side = family.image.max_side(request.params.image_max_side)
+    if all(max(i.width, i.height) <= max_side for i in request.images):
+        return request.messages
+    return tuple(
+        Message(m.role, tuple(ImagePart(fit_image(p.image, max_side)) if isinstance(p, ImagePart) else p
+                              for p in m.parts))
+        for m in request.messages
+    )

@@ -26,7 +26,7 @@ class Slot:
     phase: Literal["idle", "prompt", "generate"] = "idle"
     cursor: int = 0  # next prompt key to evaluate
     n_past: int = 0  # positions in the KV cache
-    n_cached: int = 0  # prompt positions reused from the prefix cache
+    n_cached: int = 0  # prompt tokens (KV cells) reused from the prefix cache
     image_done: int = 0  # rows of the current image already decoded
     image_embd: npt.NDArray[np.float32] | None = None
     sampler: Sampler | None = None
@@ -70,6 +70,11 @@ class Slot:
             i += 1
         return out
 
+    def n_cells(self) -> int:
+        """KV cells the slot's sequence holds: positions, plus what images take beyond their positions (M-RoPE)."""
+        assert self.prompt is not None
+        return self.n_past + self.prompt.n_cells - self.prompt.n_positions
+
     def prompt_done(self) -> bool:
         return self.cursor >= len(self.prompt_keys())
 
@@ -85,9 +90,10 @@ class Slot:
             text=self.text.text,
             finish_reason=finish,
             usage=Usage(
-                prompt_tokens=self.prompt.n_positions,
+                prompt_tokens=self.prompt.n_cells,
                 completion_tokens=self.n_generated,
                 cached_tokens=self.n_cached,
+                image_tokens=self.prompt.n_image_tokens,
             ),
             timings=Timings(
                 image_encode_ms=self.encode_ms,

@@ -1,7 +1,13 @@
 """A request's prompt as model input: text tokens and image chunks, each with a key for prefix matching.
 
-A key is a token id (one position) or ``ImageKey`` (an image's hash and the positions it spans). Two prompts
-whose keys agree up to a point have the same KV state up to that point, which is what the prefix cache reuses.
+A key is a token id (one position) or ``ImageKey`` (an image's hash, which of its chunks it is, and the positions
+it spans). Two prompts whose keys agree up to a point have the same KV state up to that point, which is what the
+prefix cache reuses. An image can be several chunks (idefics3 cuts a page into tiles plus an overview, all with the
+image's id), so a chunk's key counts the chunks of the same image before it in the prompt.
+
+With M-RoPE (Qwen2.5-VL) an image spans fewer positions than it has embeddings: it takes ``n_tokens`` KV cells
+but advances the position by ``n_pos``. ``n_cells`` counts the cells a prompt fills, ``n_positions`` how far the
+position goes.
 
 The beginning of an answer to continue (a ``prefix`` piece) becomes the very tokens the engine generated for that
 text when it still remembers them (``AnswerTokens``): the same text tokenized afresh could split differently, and
@@ -28,12 +34,15 @@ class ImageKey:
     n_pos: int
     n_tokens: int
     chunk_index: int = -1  # where it is in its own prompt's chunks; not part of equality
+    part: int = 0  # chunks of the same image before this one in the prompt (tiles)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ImageKey) and (self.digest, self.n_pos) == (other.digest, other.n_pos)
+        return isinstance(other, ImageKey) and (self.digest, self.n_pos, self.part) == (
+            other.digest, other.n_pos, other.part
+        )
 
     def __hash__(self) -> int:
-        return hash((self.digest, self.n_pos))
+        return hash((self.digest, self.n_pos, self.part))
 
 
 Key = int | ImageKey
@@ -42,6 +51,11 @@ Key = int | ImageKey
 def span(key: Key) -> int:
     """Positions a key occupies in the sequence."""
     return key.n_pos if isinstance(key, ImageKey) else 1
+
+
+def cells(key: Key) -> int:
+    """KV cells a key fills (an image's embeddings; one for a token)."""
+    return key.n_tokens if isinstance(key, ImageKey) else 1
 
 
 def common_prefix(a: Sequence[Key], b: Sequence[Key]) -> int:
@@ -105,6 +119,15 @@ class TokenizedPrompt:
     def n_positions(self) -> int:
         return sum(span(k) for k in self.keys)
 
+    @property
+    def n_cells(self) -> int:
+        """KV cells the prompt fills: its tokens, each image's embeddings counted."""
+        return sum(cells(k) for k in self.keys)
+
+    @property
+    def n_image_tokens(self) -> int:
+        return sum(k.n_tokens for k in self.keys if isinstance(k, ImageKey))
+
     def chunk(self, index: int) -> Any:
         return self._m.mtmd_input_chunks_get(self.chunks, index)
 
@@ -147,6 +170,7 @@ class TokenizedPrompt:
     def _keys(self) -> list[Key]:
         m = self._m
         keys: list[Key] = []
+        parts: dict[str, int] = {}
         for i in range(m.mtmd_input_chunks_size(self.chunks)):
             chunk = m.mtmd_input_chunks_get(self.chunks, i)
             if m.mtmd_input_chunk_get_type(chunk) == m.MTMD_INPUT_CHUNK_TYPE_TEXT:
@@ -155,8 +179,10 @@ class TokenizedPrompt:
                 keys.extend(int(tokens[j]) for j in range(n.value))
             else:
                 digest = (m.mtmd_input_chunk_get_id(chunk) or b"").decode()
+                part = parts[digest] = parts.get(digest, -1) + 1
                 keys.append(ImageKey(
-                    digest, int(m.mtmd_input_chunk_get_n_pos(chunk)), int(m.mtmd_input_chunk_get_n_tokens(chunk)), i
+                    digest, int(m.mtmd_input_chunk_get_n_pos(chunk)), int(m.mtmd_input_chunk_get_n_tokens(chunk)), i,
+                    part,
                 ))
         if not keys or isinstance(keys[-1], ImageKey):
             raise EngineError("the chat template must end the prompt with text after the last image")

@@ -1,4 +1,10 @@
-"""Download a GGUF pair from a model hub repository (huggingface_hub: progress bars, resumable, cached)."""
+"""Download a GGUF pair from a model hub repository (huggingface_hub: progress bars, resumable, cached).
+
+huggingface_hub shows a progress bar per file, writes into ``<file>.incomplete`` and picks an interrupted download
+up where it stopped, and keeps what it fetched in its cache (``HF_HOME``), so a second ``pull`` (or a ``--model
+org/name`` that was pulled before) reads the cache. Without network access (``HF_HUB_OFFLINE=1``, or an endpoint that
+does not answer), files already cached are used; otherwise the error says what to do instead.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +24,9 @@ def download_from_hub(spec: str) -> Path:
     try:
         files = HfApi().list_repo_files(repo_id)
     except Exception as exc:  # the hub client's transport errors differ between its versions
+        cached = _from_cache(repo_id)
+        if cached is not None:
+            return cached
         raise _unreachable(spec, exc) from exc
     wanted = _choose_files(spec, files, quant)
     try:
@@ -27,11 +36,25 @@ def download_from_hub(spec: str) -> Path:
     return Path(directory)
 
 
+def _from_cache(repo_id: str) -> Path | None:
+    """The snapshot of ``repo_id`` already in the local cache, if it holds GGUF files (offline use)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        directory = Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception:  # not cached
+        return None
+    return directory if any(directory.glob("*.gguf")) else None
+
+
 def _unreachable(spec: str, exc: Exception) -> ModelNotFound:
+    repo_id = spec.partition(":")[0]
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return ModelNotFound(
-        f"{spec}: could not download from the model hub ({type(exc).__name__}: {exc}). "
-        "Without network access, download the GGUF files elsewhere and pass --model DIR "
-        "(or mount them at /opt/ml/model)."
+        f"{spec}: could not download from the model hub and it is not in the local cache "
+        f"({type(exc).__name__}: {first}). Without network access: run `pagescribe model pull {spec}` on a machine "
+        f"that has it and copy its huggingface cache (HF_HOME) here, or download the text GGUF and the mmproj GGUF "
+        f"of {repo_id} into a directory and pass --model DIR (or mount it at /opt/ml/model)."
     )
 
 

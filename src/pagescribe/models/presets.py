@@ -1,84 +1,48 @@
-"""Shapes of the synthesized models and the tensor layout they imply.
+"""The named shapes ``pagescribe model synth --preset NAME`` writes, and the tensor layout they imply.
 
-A *preset* fixes the text model (a Llama decoder) and the vision tower (a CLIP ViT with the LLaVA-1.5
-two-layer MLP projector). From a preset the functions here derive the exact tensor plan — names, numpy
-shapes, ggml types, sizes — without touching any data, so tests can check the 4 GB layout in milliseconds
-and :mod:`pagescribe.models.validate` can compare a file's tensors against what its hyperparameters imply.
+A *preset* fixes the text model and the vision tower plus projector of one model family. ``tiny`` presets are a
+few MB for tests; the others have the real shapes and quantization layout of the published files, for
+benchmarks. From a preset the functions here derive the exact tensor plan — names, numpy shapes, ggml types,
+sizes — without touching any data, so tests can check a 4 GB layout in milliseconds.
 
 Shapes are numpy order (slowest dimension first); ggml's ``ne`` order is the reverse.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal
 
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+from pagescribe.models.plans import mmproj_tensor_plan, text_tensor_plan
+from pagescribe.models.shapes import (
+    F16,
+    F32,
+    Q4_K,
+    Q6_K,
+    Q8_0,
+    Init,
+    PairPlan,
+    TensorSpec,
+    TextFileType,
+    TextShape,
+    VisionShape,
+)
 
-F32 = GGMLQuantizationType.F32
-F16 = GGMLQuantizationType.F16
-Q4_K = GGMLQuantizationType.Q4_K
-Q6_K = GGMLQuantizationType.Q6_K
-
-TextFileType = Literal["F16", "Q4_K_M"]
-
-
-@dataclass(frozen=True, slots=True)
-class TextShape:
-    """Hyperparameters of a Llama text model."""
-
-    n_embd: int
-    n_layer: int
-    n_head: int
-    n_head_kv: int
-    n_ff: int
-    file_type: TextFileType
-    tied_output: bool
-    init_std: float
-    n_vocab: int = 32000
-    context_length: int = 4096
-
-    @property
-    def head_dim(self) -> int:
-        return self.n_embd // self.n_head
-
-    @property
-    def kv_dim(self) -> int:
-        return self.head_dim * self.n_head_kv
-
-
-@dataclass(frozen=True, slots=True)
-class VisionShape:
-    """Hyperparameters of a CLIP ViT image encoder (LLaVA layout: class token, no post-norm)."""
-
-    image_size: int
-    patch_size: int
-    n_embd: int
-    n_ff: int
-    n_head: int
-    n_layer: int
-    projection_dim: int
-    init_std: float
-
-    @property
-    def n_patches(self) -> int:
-        return (self.image_size // self.patch_size) ** 2
-
-    @property
-    def n_positions(self) -> int:
-        return self.n_patches + 1  # + the class token
+__all__ = [
+    "F16", "F32", "PRESETS", "Q4_K", "Q6_K", "Q8_0", "Init", "PairPlan", "Preset", "TensorSpec", "TextFileType",
+    "TextShape", "VisionShape", "get_preset", "mmproj_tensor_plan", "tensor_plan", "text_tensor_plan",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Preset:
-    """A named pair of shapes: what ``pagescribe model synth --preset NAME`` writes."""
+    """A named pair of shapes of one model family: what ``pagescribe model synth --preset NAME`` writes."""
 
     name: str
     text: TextShape
     vision: VisionShape
+    family: str = "llava-1.5"
 
     @property
     def text_filename(self) -> str:
@@ -100,6 +64,85 @@ _VIT_L_336 = VisionShape(
     n_layer=23,
     projection_dim=768,
     init_std=0.02,
+)
+
+_SIGLIP_HALF = (0.5, 0.5, 0.5)
+
+
+def _tiny_text(arch: str, *, init_std: float = 0.3, **extra: object) -> TextShape:
+    # GQA, and for qwen3 / gemma3 heads wider than n_embd / n_head, as in the real models
+    return TextShape(n_embd=64, n_layer=2, n_head=4, n_head_kv=2, n_ff=128, file_type="F16", tied_output=True,
+                     init_std=init_std, n_vocab=8192, arch=arch, **extra)  # type: ignore[arg-type]
+
+
+def _tiny_vision(projector: str, *, init_std: float = 0.3, **extra: object) -> VisionShape:
+    return VisionShape(n_embd=64, n_ff=128, n_head=4, n_layer=2, projection_dim=64, init_std=init_std,
+                       projector=projector, **extra)  # type: ignore[arg-type]
+
+
+_FAMILY_TINY = (
+    # 56 px at 14 px patches, merged 2x2 (a page of 1344 px gives the 48 x 37 grid of the real model's tokens)
+    Preset("qwen2.5-vl-tiny", _tiny_text("qwen2vl", rope_sections=(2, 3, 3, 0), rope_freq_base=1e6, norm_eps=1e-6),
+           _tiny_vision("qwen2.5vl_merger", image_size=56, patch_size=14, merge=2, n_wa_pattern=2, eps=1e-6),
+           family="qwen2.5-vl"),
+    # 64 px tiles of 8 px patches, pixel shuffle 4: 4 tokens a tile; pages resized to 128 px: 2 x 2 tiles + overview
+    Preset("granite-docling-tiny", _tiny_text("llama", rope_freq_base=1e5),
+           _tiny_vision("idefics3", image_size=64, patch_size=8, merge=4, preproc_image_size=128, eps=1e-6,
+                        image_mean=_SIGLIP_HALF, image_std=_SIGLIP_HALF),
+           family="granite-docling"),
+    # 224 px at 14 px patches, pooled 4x4: 16 tokens an image; a local window wider than the tests' prompts.
+    # std 0.05: Gemma scales embeddings by sqrt(n_embd), and at 0.3 the answer no longer depends on the image.
+    Preset("gemma-3-tiny", _tiny_text("gemma3", init_std=0.05, head_dim_override=32, rope_freq_base=1e6,
+                                      norm_eps=1e-6, sliding_window=256, rope_scaling_factor=8.0),
+           _tiny_vision("gemma3", init_std=0.05, image_size=224, patch_size=14, merge=4, eps=1e-6,
+                        image_mean=_SIGLIP_HALF, image_std=_SIGLIP_HALF),
+           family="gemma-3"),
+    # longest edge 112 px at 14 px patches, merged 2x2: 16 tokens for a page
+    Preset("lightonocr-tiny", _tiny_text("qwen3", head_dim_override=32, rope_freq_base=1e6, norm_eps=1e-6),
+           _tiny_vision("lightonocr", image_size=112, patch_size=14, merge=2),
+           family="lightonocr"),
+)
+
+_FAMILY_FULL = (
+    # Qwen2.5-VL-3B-Instruct (config.json): text 2048 x 36 layers, 16/2 heads, tied embeddings, M-RoPE sections
+    # 16/24/24; vision 1280 x 32 blocks, window attention with full attention every 8th block.
+    Preset("qwen2.5-vl-3b",
+           TextShape(n_embd=2048, n_layer=36, n_head=16, n_head_kv=2, n_ff=11008, file_type="Q4_K_M",
+                     tied_output=True, init_std=0.02, n_vocab=151936, context_length=128000, arch="qwen2vl",
+                     rope_freq_base=1e6, norm_eps=1e-6, rope_sections=(16, 24, 24, 0)),
+           VisionShape(image_size=560, patch_size=14, n_embd=1280, n_ff=3420, n_head=16, n_layer=32,
+                       projection_dim=2048, init_std=0.02, projector="qwen2.5vl_merger", merge=2, n_wa_pattern=8,
+                       eps=1e-6),
+           family="qwen2.5-vl"),
+    # granite-docling-258M: a Granite 165M (llama) text model, 576 x 30 layers, 9/3 heads, vocab 100352; SigLIP2
+    # base patch16 at 512 px, pixel shuffle 4 (64 tokens a tile), pages resized to 2048 px. Published as Q8_0.
+    Preset("granite-docling-258m",
+           TextShape(n_embd=576, n_layer=30, n_head=9, n_head_kv=3, n_ff=1536, file_type="Q8_0", tied_output=True,
+                     init_std=0.02, n_vocab=100352, context_length=8192, rope_freq_base=1e5),
+           VisionShape(image_size=512, patch_size=16, n_embd=768, n_ff=3072, n_head=12, n_layer=12,
+                       projection_dim=576, init_std=0.02, projector="idefics3", merge=4, preproc_image_size=2048,
+                       eps=1e-6, image_mean=_SIGLIP_HALF, image_std=_SIGLIP_HALF),
+           family="granite-docling"),
+    # gemma-3-4b-it: text 2560 x 34 layers, 8/4 heads of 256, sliding window 1024 on 5 of every 6 layers, tied;
+    # SigLIP so400m at 896 px, 4x4 pooling to 256 tokens.
+    Preset("gemma-3-4b",
+           TextShape(n_embd=2560, n_layer=34, n_head=8, n_head_kv=4, n_ff=10240, file_type="Q4_K_M",
+                     tied_output=True, init_std=0.02, n_vocab=262208, context_length=131072, arch="gemma3",
+                     head_dim_override=256, rope_freq_base=1e6, norm_eps=1e-6, sliding_window=1024,
+                     rope_scaling_factor=8.0),
+           VisionShape(image_size=896, patch_size=14, n_embd=1152, n_ff=4304, n_head=16, n_layer=27,
+                       projection_dim=2560, init_std=0.02, projector="gemma3", merge=4, eps=1e-6,
+                       image_mean=_SIGLIP_HALF, image_std=_SIGLIP_HALF),
+           family="gemma-3"),
+    # LightOnOCR-1B-1025: a Qwen3 text model 1024 x 28 layers, 16/8 heads of 128; a Pixtral tower 1024 x 24
+    # blocks at a longest edge of 1540 px, patch merger 2x2. Published as Q8_0.
+    Preset("lightonocr-1b",
+           TextShape(n_embd=1024, n_layer=28, n_head=16, n_head_kv=8, n_ff=3072, file_type="Q8_0", tied_output=True,
+                     init_std=0.02, n_vocab=151936, context_length=40960, arch="qwen3", head_dim_override=128,
+                     rope_freq_base=1e6, norm_eps=1e-6),
+           VisionShape(image_size=1540, patch_size=14, n_embd=1024, n_ff=4096, n_head=16, n_layer=24,
+                       projection_dim=1024, init_std=0.02, projector="lightonocr", merge=2),
+           family="lightonocr"),
 )
 
 PRESETS: Mapping[str, Preset] = MappingProxyType(
@@ -157,6 +200,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             ),
             vision=_VIT_L_336,
         ),
+        **{p.name: p for p in (*_FAMILY_TINY, *_FAMILY_FULL)},
     }
 )
 
@@ -167,120 +211,6 @@ def get_preset(name: str) -> Preset:
         return PRESETS[name]
     except KeyError:
         raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
-
-
-class Init(enum.Enum):
-    """How a tensor's values are drawn."""
-
-    NORMAL = "normal"  # N(0, std): weights, biases, embeddings
-    ONES = "ones"  # norm scales
-
-
-@dataclass(frozen=True, slots=True)
-class TensorSpec:
-    """One tensor of a plan: everything but the data."""
-
-    name: str
-    shape: tuple[int, ...]
-    ggml_type: GGMLQuantizationType
-    init: Init = Init.NORMAL
-
-    @property
-    def n_elements(self) -> int:
-        n = 1
-        for dim in self.shape:
-            n *= dim
-        return n
-
-    @property
-    def nbytes(self) -> int:
-        block_size, type_size = GGML_QUANT_SIZES[self.ggml_type]
-        return self.n_elements // block_size * type_size
-
-
-@dataclass(frozen=True, slots=True)
-class PairPlan:
-    """The tensors of both files of a preset, in file order."""
-
-    text: tuple[TensorSpec, ...]
-    mmproj: tuple[TensorSpec, ...]
-
-
-def _use_more_bits(i_layer: int, n_layer: int) -> bool:
-    # llama.cpp's llama_tensor_get_type gives these layers of attn_v / ffn_down Q6_K under Q4_K_M.
-    return i_layer < n_layer // 8 or i_layer >= 7 * n_layer // 8 or (i_layer - n_layer // 8) % 3 == 2
-
-
-def _matrix_type(shape: TextShape, role: str, i_layer: int = 0) -> GGMLQuantizationType:
-    """The ggml type llama.cpp's quantizer picks for a weight matrix under the preset's file type."""
-    if shape.file_type == "F16":
-        return F16
-    if role == "output":
-        return Q6_K
-    if role in ("attn_v", "ffn_down") and _use_more_bits(i_layer, shape.n_layer):
-        return Q6_K
-    return Q4_K
-
-
-def text_tensor_plan(shape: TextShape) -> tuple[TensorSpec, ...]:
-    """Tensors of a Llama text model in the order ``convert_hf_to_gguf.py`` writes them."""
-    e, f, kvd = shape.n_embd, shape.n_ff, shape.kv_dim
-    specs = [TensorSpec("token_embd.weight", (shape.n_vocab, e), _matrix_type(shape, "token_embd"))]
-    for i in range(shape.n_layer):
-        p = f"blk.{i}."
-        specs += [
-            TensorSpec(p + "attn_norm.weight", (e,), F32, Init.ONES),
-            TensorSpec(p + "attn_q.weight", (e, e), _matrix_type(shape, "attn_q", i)),
-            TensorSpec(p + "attn_k.weight", (kvd, e), _matrix_type(shape, "attn_k", i)),
-            TensorSpec(p + "attn_v.weight", (kvd, e), _matrix_type(shape, "attn_v", i)),
-            TensorSpec(p + "attn_output.weight", (e, e), _matrix_type(shape, "attn_output", i)),
-            TensorSpec(p + "ffn_norm.weight", (e,), F32, Init.ONES),
-            TensorSpec(p + "ffn_gate.weight", (f, e), _matrix_type(shape, "ffn_gate", i)),
-            TensorSpec(p + "ffn_up.weight", (f, e), _matrix_type(shape, "ffn_up", i)),
-            TensorSpec(p + "ffn_down.weight", (e, f), _matrix_type(shape, "ffn_down", i)),
-        ]
-    specs.append(TensorSpec("output_norm.weight", (e,), F32, Init.ONES))
-    if not shape.tied_output:
-        specs.append(TensorSpec("output.weight", (shape.n_vocab, e), _matrix_type(shape, "output")))
-    return tuple(specs)
-
-
-def mmproj_tensor_plan(vision: VisionShape, *, n_embd_text: int) -> tuple[TensorSpec, ...]:
-    """Tensors of a LLaVA-1.5 mmproj in the layout of llama.cpp's legacy ``convert_image_encoder_to_gguf.py``.
-
-    The FFN names follow that converter: ``ffn_down`` holds HF ``fc1`` (E -> F) and ``ffn_up`` holds ``fc2``;
-    clip.cpp notices and swaps them.
-    """
-    e, f, t, p = vision.n_embd, vision.n_ff, n_embd_text, vision.patch_size
-    specs = [
-        TensorSpec("mm.0.weight", (t, e), F16),
-        TensorSpec("mm.0.bias", (t,), F32),
-        TensorSpec("mm.2.weight", (t, t), F16),
-        TensorSpec("mm.2.bias", (t,), F32),
-        TensorSpec("v.class_embd", (e,), F32),
-        TensorSpec("v.patch_embd.weight", (e, 3, p, p), F16),  # ggml's conv kernels must be f16
-        TensorSpec("v.position_embd.weight", (vision.n_positions, e), F16),
-        TensorSpec("v.pre_ln.weight", (e,), F32, Init.ONES),
-        TensorSpec("v.pre_ln.bias", (e,), F32),
-    ]
-    for i in range(vision.n_layer):
-        b = f"v.blk.{i}."
-        for proj in ("attn_q", "attn_k", "attn_v", "attn_out"):
-            specs += [
-                TensorSpec(b + proj + ".weight", (e, e), F16),
-                TensorSpec(b + proj + ".bias", (e,), F32),
-            ]
-        specs += [
-            TensorSpec(b + "ln1.weight", (e,), F32, Init.ONES),
-            TensorSpec(b + "ln1.bias", (e,), F32),
-            TensorSpec(b + "ffn_down.weight", (f, e), F16),
-            TensorSpec(b + "ffn_down.bias", (f,), F32),
-            TensorSpec(b + "ffn_up.weight", (e, f), F16),
-            TensorSpec(b + "ffn_up.bias", (e,), F32),
-            TensorSpec(b + "ln2.weight", (e,), F32, Init.ONES),
-            TensorSpec(b + "ln2.bias", (e,), F32),
-        ]
-    return tuple(specs)
 
 
 def tensor_plan(preset: str) -> PairPlan:

@@ -1,8 +1,10 @@
-"""Random-weight, real-architecture LLaVA-1.5 GGUF pairs: a Llama text model plus a CLIP ViT mmproj.
+"""Random-weight, real-architecture GGUF pairs (text model + mmproj) of every supported model family.
 
-The weights are random but the architecture, keys, vocabulary and (for the big presets) the Q4_K_M
-tensor-type mix are those of real files, so llama.cpp loads them, runs them at representative speed and
-produces (meaningless) text. ``tiny`` is a few MB for tests; ``1b`` and ``llava-1.5-7b`` are for benchmarks.
+The weights are random but the architecture, keys, vocabulary layout and (for the full-size presets) the
+quantization mix are those of real files, so llama.cpp loads them, runs them at representative speed and
+produces (meaningless) text. ``*-tiny`` presets (and LLaVA's ``tiny``) are a few MB for tests; the others have the
+published shapes, for benchmarks. Each key written is one llama.cpp reads (``src/models/<arch>.cpp``,
+``src/llama-vocab.cpp``, ``tools/mtmd/clip.cpp``), with the value ``convert_hf_to_gguf.py`` writes.
 
 Files are written tensor by tensor, so memory stays near the size of the largest tensor, and through a
 temporary file renamed into place, so a reader never sees half a file. A small sidecar records what was
@@ -25,13 +27,15 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from gguf import GGUFWriter, LlamaFileType, quant_shape_to_byte_shape
+from gguf import GGUFValueType, GGUFWriter, LlamaFileType, quant_shape_to_byte_shape
 
+from pagescribe.models.families import TokenizerSpec, get_family
 from pagescribe.models.presets import (
     F16,
     F32,
     Q4_K,
     Q6_K,
+    Q8_0,
     Init,
     Preset,
     TensorSpec,
@@ -41,20 +45,19 @@ from pagescribe.models.presets import (
     mmproj_tensor_plan,
     text_tensor_plan,
 )
-from pagescribe.models.vocab import BOS_ID, EOS_ID, UNK_ID, build_vocab
+from pagescribe.models.vocab import build_bpe_vocab, build_vocab
 
 # Bump whenever the bytes written for a given preset and seed change, so cached files are rewritten.
 GENERATOR_VERSION = 1
 
-# CLIP's preprocessing constants (OpenAI CLIP ViT-L/14).
-_IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)
-_IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
-
-_FILE_TYPES = {"F16": LlamaFileType.MOSTLY_F16, "Q4_K_M": LlamaFileType.MOSTLY_Q4_K_M}
+_FILE_TYPES = {
+    "F16": LlamaFileType.MOSTLY_F16, "Q4_K_M": LlamaFileType.MOSTLY_Q4_K_M, "Q8_0": LlamaFileType.MOSTLY_Q8_0,
+}
 
 # Standard deviation of (q - mean) for a uniform 4-bit / 6-bit code: sqrt((2^(2b) - 1) / 12).
 _Q4_STD = math.sqrt((16**2 - 1) / 12)
 _Q6_STD = math.sqrt((64**2 - 1) / 12)
+_Q8_STD = math.sqrt((256**2 - 1) / 12)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +68,10 @@ class SynthPair:
     mmproj: Path
 
 
-def chat_template() -> str:
-    """The LLaVA-1.5 chat template (Jinja2) shipped with the package and written into synthesized models."""
-    return resources.files("pagescribe").joinpath("templates/llava-1.5.jinja").read_text(encoding="utf-8")
+def chat_template(family: str = "llava-1.5") -> str:
+    """The family's chat template (Jinja2) shipped with the package and written into synthesized models."""
+    name = get_family(family).template
+    return resources.files("pagescribe").joinpath(f"templates/{name}").read_text(encoding="utf-8")
 
 
 def synthesize(preset: str, out_dir: Path, *, seed: int = 0, overwrite: bool = False) -> SynthPair:
@@ -91,7 +95,7 @@ def synthesize(preset: str, out_dir: Path, *, seed: int = 0, overwrite: bool = F
         stamp.unlink(missing_ok=True)
         _write_gguf(
             pair.text,
-            "llama",
+            spec.text.arch,
             _text_kv(spec, seed),
             text_tensor_plan(spec.text),
             std=spec.text.init_std,
@@ -159,41 +163,73 @@ def _text_kv(spec: Preset, seed: int) -> Callable[[GGUFWriter], None]:
         w.add_name(f"pagescribe-{spec.name}")
         w.add_description(_description(spec, seed))
         w.add_file_type(int(_FILE_TYPES[t.file_type]))
-        if t.file_type == "Q4_K_M":
+        if t.file_type != "F16":
             w.add_quantization_version(2)
-        for key, value in {
-            "context_length": t.context_length,
-            "embedding_length": t.n_embd,
-            "block_count": t.n_layer,
-            "feed_forward_length": t.n_ff,
-            "attention.head_count": t.n_head,
-            "attention.head_count_kv": t.n_head_kv,
-            "rope.dimension_count": t.head_dim,
-            "vocab_size": t.n_vocab,
-        }.items():
-            w.add_uint32(f"llama.{key}", value)
-        w.add_float32("llama.attention.layer_norm_rms_epsilon", 1e-5)
-        w.add_float32("llama.rope.freq_base", 10000.0)
-        _add_tokenizer(w, n_vocab=t.n_vocab)
+        for key, value in _text_hparams(t).items():
+            w.add_key_value(f"{t.arch}.{key}", value[0], value[1], sub_type=GGUFValueType.INT32)
+        w.add_float32(f"{t.arch}.attention.layer_norm_rms_epsilon", t.norm_eps)
+        w.add_float32(f"{t.arch}.rope.freq_base", t.rope_freq_base)
+        if t.rope_scaling_factor:
+            w.add_string(f"{t.arch}.rope.scaling.type", "linear")
+            w.add_float32(f"{t.arch}.rope.scaling.factor", t.rope_scaling_factor)
+        _add_tokenizer(w, spec)
 
     return add
 
 
-def _add_tokenizer(w: GGUFWriter, *, n_vocab: int) -> None:
-    vocab = build_vocab(n_vocab)
-    w.add_tokenizer_model("llama")
-    w.add_tokenizer_pre("default")
-    w.add_token_list(list(vocab.tokens))
-    w.add_token_scores(list(vocab.scores))
-    w.add_token_types(list(vocab.token_types))
-    w.add_bos_token_id(BOS_ID)
-    w.add_eos_token_id(EOS_ID)
-    w.add_unk_token_id(UNK_ID)
-    w.add_pad_token_id(UNK_ID)
-    w.add_add_bos_token(True)
-    w.add_add_eos_token(False)
-    w.add_bool("tokenizer.ggml.add_space_prefix", True)
-    w.add_chat_template(chat_template())
+def _text_hparams(t: TextShape) -> dict[str, tuple[Any, GGUFValueType]]:
+    u32 = GGUFValueType.UINT32
+    keys: dict[str, tuple[Any, GGUFValueType]] = {
+        "context_length": (t.context_length, u32),
+        "embedding_length": (t.n_embd, u32),
+        "block_count": (t.n_layer, u32),
+        "feed_forward_length": (t.n_ff, u32),
+        "attention.head_count": (t.n_head, u32),
+        "attention.head_count_kv": (t.n_head_kv, u32),
+    }
+    if t.arch == "llama":
+        keys |= {"rope.dimension_count": (t.head_dim, u32), "vocab_size": (t.n_vocab, u32)}
+    if t.head_dim_override:
+        keys |= {"attention.key_length": (t.head_dim, u32), "attention.value_length": (t.head_dim, u32)}
+    if t.rope_sections:
+        keys["rope.dimension_sections"] = (list(t.rope_sections), GGUFValueType.ARRAY)
+    if t.sliding_window:
+        keys["attention.sliding_window"] = (t.sliding_window, u32)
+    return keys
+
+
+def _add_tokenizer(w: GGUFWriter, spec: Preset) -> None:
+    tok = get_family(spec.family).tokenizer
+    w.add_tokenizer_model(tok.model)
+    w.add_tokenizer_pre(tok.pre)
+    if tok.model == "llama":  # SentencePiece: pieces with scores, merged by llama.cpp in score order
+        vocab = build_vocab(spec.text.n_vocab, **({"head": tok.head} if tok.head else {}), tail=tok.tail)
+        tokens, types = vocab.tokens, vocab.token_types
+        w.add_token_list(list(tokens))
+        w.add_token_scores(list(vocab.scores))
+    else:  # byte-level BPE: the merges in rank order
+        bpe = build_bpe_vocab(spec.text.n_vocab, tail=tok.tail)
+        tokens, types = bpe.tokens, bpe.token_types
+        w.add_token_list(list(tokens))
+    w.add_token_types(list(types))
+    if tok.model == "gpt2":
+        w.add_token_merges(list(bpe.merges))
+    _add_special_ids(w, tok, tokens)
+    w.add_chat_template(chat_template(spec.family))
+
+
+def _add_special_ids(w: GGUFWriter, tok: TokenizerSpec, tokens: tuple[str, ...]) -> None:
+    index = {text: i for i, text in enumerate(tokens)}
+    w.add_bos_token_id(index[tok.bos])
+    w.add_eos_token_id(index[tok.eos])
+    if tok.model == "llama":
+        unk = next(i for i, (text, _) in enumerate(tok.head) if text == "<unk>") if tok.head else 0
+        w.add_unk_token_id(unk)
+    w.add_pad_token_id(index[tok.pad])
+    w.add_add_bos_token(tok.add_bos)
+    if tok.model == "llama":
+        w.add_add_eos_token(False)
+        w.add_bool("tokenizer.ggml.add_space_prefix", tok.add_space_prefix)
 
 
 def _mmproj_kv(spec: Preset, seed: int) -> Callable[[GGUFWriter], None]:
@@ -203,10 +239,14 @@ def _mmproj_kv(spec: Preset, seed: int) -> Callable[[GGUFWriter], None]:
         w.add_name(f"pagescribe-{spec.name}-mmproj")
         w.add_description(_description(spec, seed))
         w.add_file_type(int(LlamaFileType.MOSTLY_F16))
-        w.add_bool("clip.has_text_encoder", False)
-        w.add_bool("clip.has_vision_encoder", True)
-        w.add_bool("clip.has_llava_projector", True)
-        w.add_string("clip.projector_type", "mlp")
+        if v.projector == "mlp":  # the legacy LLaVA converter's keys
+            w.add_bool("clip.has_text_encoder", False)
+            w.add_bool("clip.has_vision_encoder", True)
+            w.add_bool("clip.has_llava_projector", True)
+        else:  # convert_hf_to_gguf.py's MmprojModel
+            w.add_string("general.type", "mmproj")
+            w.add_bool("clip.has_vision_encoder", True)
+        w.add_string("clip.projector_type", v.projector)
         for key, value in {
             "image_size": v.image_size,
             "patch_size": v.patch_size,
@@ -217,12 +257,32 @@ def _mmproj_kv(spec: Preset, seed: int) -> Callable[[GGUFWriter], None]:
             "block_count": v.n_layer,
         }.items():
             w.add_uint32(f"clip.vision.{key}", value)
-        w.add_float32("clip.vision.attention.layer_norm_epsilon", 1e-5)
-        w.add_array("clip.vision.image_mean", list(_IMAGE_MEAN))
-        w.add_array("clip.vision.image_std", list(_IMAGE_STD))
-        w.add_bool("clip.use_gelu", False)  # CLIP ViT-L uses quick-GELU
+        w.add_float32("clip.vision.attention.layer_norm_epsilon", v.eps)
+        w.add_array("clip.vision.image_mean", list(v.image_mean))
+        w.add_array("clip.vision.image_std", list(v.image_std))
+        _add_projector_keys(w, v)
 
     return add
+
+
+def _add_projector_keys(w: GGUFWriter, v: VisionShape) -> None:
+    """The activation and the projector-specific keys each converter writes (``conversion/*.py``)."""
+    if v.projector == "mlp":
+        w.add_bool("clip.use_gelu", False)  # CLIP ViT-L uses quick-GELU
+    elif v.projector == "qwen2.5vl_merger":
+        w.add_bool("clip.use_silu", True)
+        w.add_uint32("clip.vision.n_wa_pattern", v.n_wa_pattern)
+    elif v.projector == "idefics3":
+        w.add_bool("clip.use_gelu", True)
+        w.add_uint32("clip.vision.projector.scale_factor", v.merge)
+        w.add_uint32("clip.vision.preproc_image_size", v.preproc_image_size)
+    elif v.projector == "gemma3":
+        w.add_bool("clip.use_gelu", True)
+        if v.merge != 4:  # written only when it is not the default (conversion/gemma.py)
+            w.add_uint32("clip.vision.projector.scale_factor", v.merge)
+    elif v.projector == "lightonocr":
+        w.add_bool("clip.use_silu", True)
+        w.add_uint32("clip.vision.spatial_merge_size", v.merge)
 
 
 def _write_gguf(
@@ -270,6 +330,8 @@ def _tensor_data(spec: TensorSpec, *, std: float, rng: np.random.Generator) -> n
         return _q4_k_blocks(spec.n_elements // 256, std=std, rng=rng)
     if spec.ggml_type == Q6_K:
         return _q6_k_blocks(spec.n_elements // 256, std=std, rng=rng)
+    if spec.ggml_type == Q8_0:
+        return _q8_0_blocks(spec.n_elements // 32, std=std, rng=rng)
     dtype = _float_dtype(spec)
     if spec.init is Init.ONES:
         return np.ones(spec.shape, dtype=dtype)
@@ -305,4 +367,12 @@ def _q6_k_blocks(n_blocks: int, *, std: float, rng: np.random.Generator) -> npt.
     blocks = _random_bytes(n_blocks, 210, rng)
     blocks[:, 192:208] = 1
     blocks[:, 208:210] = np.array([d], dtype="<f2").view(np.uint8)
+    return blocks
+
+
+def _q8_0_blocks(n_blocks: int, *, std: float, rng: np.random.Generator) -> npt.NDArray[np.uint8]:
+    """Valid Q8_0 blocks (``d f16 | qs[32] int8``) with random 8-bit codes."""
+    d = std / _Q8_STD
+    blocks = _random_bytes(n_blocks, 34, rng)
+    blocks[:, 0:2] = np.array([d], dtype="<f2").view(np.uint8)
     return blocks

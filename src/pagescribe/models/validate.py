@@ -20,6 +20,8 @@ import numpy.typing as npt
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, GGUFValueType, LlamaFileType, ReaderField
 
 from pagescribe.errors import ModelInvalid, ModelNotFound
+from pagescribe.models.plans import mmproj_tensor_plan, text_tensor_plan
+from pagescribe.models.shapes import TextShape, VisionShape
 
 GGUF_MAGIC = b"GGUF"
 _INTEGER_TYPES = frozenset(t for t in GGUFValueType if "INT" in t.name)  # UINT8 ... INT64
@@ -34,7 +36,14 @@ _PROJECTOR_OUTPUT = {
     "qwen2.5vl_merger": ("mm.2.bias", 0),
     "gemma3": ("mm.input_projection.weight", 0),
     "idefics3": ("mm.model.fc.weight", 1),
+    "lightonocr": ("mm.2.weight", 1),
 }
+#: Projector types whose every tensor is checked against the layout their hyperparameters imply (``plans.py``).
+_PLANNED_PROJECTORS = frozenset({"qwen2.5vl_merger", "idefics3", "gemma3", "lightonocr"})
+#: Text architectures checked the same way (LLaVA's llama has its own check, which also knows MoE files).
+_PLANNED_TEXT = frozenset({"qwen2vl", "qwen3", "gemma3"})
+# Tensors llama.cpp's loaders take when present but do without (TENSOR_NOT_REQUIRED / get_tensor(..., false)).
+_OPTIONAL_TEXT = ("output.weight", ".attn_q.bias", ".attn_k.bias", ".attn_v.bias")
 
 # Keys clip.cpp reads through typed accessors that abort the process when the stored type differs.
 _T = GGUFValueType
@@ -54,6 +63,18 @@ _CLIP_KEYS: Mapping[str, tuple[GGUFValueType, bool]] = {  # key -> (type, requir
     "clip.vision.attention.head_count_kv": (_T.UINT32, False),
     "clip.vision.attention.head_dim": (_T.UINT32, False),
     "clip.vision.attention.layer_norm_epsilon": (_T.FLOAT32, True),
+    # projector-specific settings, read by typed accessors too (clip.cpp load_hparams)
+    "clip.vision.n_wa_pattern": (_T.UINT32, False),
+    "clip.vision.projector.scale_factor": (_T.UINT32, False),
+    "clip.vision.preproc_image_size": (_T.UINT32, False),
+    "clip.vision.spatial_merge_size": (_T.UINT32, False),
+    "clip.vision.image_min_pixels": (_T.UINT32, False),
+    "clip.vision.image_max_pixels": (_T.UINT32, False),
+    "clip.vision.window_size": (_T.UINT32, False),
+    "clip.vision.preproc_min_tiles": (_T.UINT32, False),
+    "clip.vision.preproc_max_tiles": (_T.UINT32, False),
+    "clip.has_llava_projector": (_T.BOOL, False),
+    "clip.has_audio_encoder": (_T.BOOL, False),
 }
 
 
@@ -264,7 +285,44 @@ def inspect_text_model(path: Path) -> TextModelInfo:
     )
     if arch == "llama":
         _check_llama_tensors(g, info)
+    elif arch in _PLANNED_TEXT:
+        _check_planned_text(g, info)
     return info
+
+
+def _check_planned_text(g: _Gguf, info: TextModelInfo) -> None:
+    """Every tensor the loader (``src/models/<arch>.cpp``) creates, with the shape the keys imply."""
+    arch, e = info.architecture, info.n_embd
+    n_head = g.get_int(f"{arch}.attention.head_count")
+    n_head_kv = g.get_int(f"{arch}.attention.head_count_kv", default=n_head)
+    head_dim = g.get_int(f"{arch}.attention.key_length", default=e // n_head if n_head > 0 else 0)
+    if n_head <= 0 or n_head_kv <= 0 or head_dim <= 0 or n_head % n_head_kv:
+        raise g.fail(f"attention heads {n_head} / {n_head_kv} (key/value) of width {head_dim} do not fit")
+    if g.get_int(f"{arch}.attention.value_length", default=head_dim) != head_dim:
+        raise g.fail("attention key and value widths differ, which this architecture does not allow")
+    sections: tuple[int, ...] = ()
+    if arch == "qwen2vl":
+        sections = _rope_sections(g, f"{arch}.rope.dimension_sections", head_dim)
+    shape = TextShape(
+        n_embd=e, n_layer=info.n_layer, n_head=n_head, n_head_kv=n_head_kv,
+        n_ff=g.get_int(f"{arch}.feed_forward_length"), file_type="F16", tied_output=False, init_std=0.0,
+        n_vocab=info.n_vocab, arch=arch,  # type: ignore[arg-type]
+        head_dim_override=head_dim, rope_sections=sections,
+    )
+    expected = {s.name: tuple(reversed(s.shape)) for s in text_tensor_plan(shape)}
+    optional = frozenset(n for n in expected if n.endswith(_OPTIONAL_TEXT))
+    g.expect_shapes(expected, optional=optional)
+
+
+def _rope_sections(g: _Gguf, key: str, head_dim: int) -> tuple[int, ...]:
+    # M-RoPE rotates head_dim / 2 pairs split into these sections; more than that fails a GGML_ASSERT in ggml
+    field = g.fields.get(key)
+    if field is None or field.types[0] != GGUFValueType.ARRAY or field.types[-1] not in _INTEGER_TYPES:
+        raise g.fail(f"key {key} must be an array of 4 integers (the M-RoPE sections)")
+    sections = tuple(int(x) for x in field.contents())
+    if len(sections) < 3 or sum(sections) > head_dim // 2:
+        raise g.fail(f"M-RoPE sections {list(sections)} do not fit attention heads of width {head_dim}")
+    return sections
 
 
 def _check_llama_tensors(g: _Gguf, info: TextModelInfo) -> None:
@@ -315,6 +373,8 @@ def inspect_mmproj(path: Path) -> MmprojInfo:
         raise g.fail(f"image size {image_size} is not a multiple of the patch size {patch_size}")
     if projector == "mlp":
         _check_llava_tensors(g, image_size=image_size, patch_size=patch_size)
+    elif projector in _PLANNED_PROJECTORS:
+        _check_planned_projector(g, projector, image_size=image_size, patch_size=patch_size)
     return MmprojInfo(
         path=g.path,
         projector_type=projector,
@@ -381,6 +441,49 @@ def _check_llava_tensors(g: _Gguf, *, image_size: int, patch_size: int) -> None:
         {"v.class_embd", "v.pre_ln.weight", "v.pre_ln.bias", "v.post_ln.weight", "v.post_ln.bias"}
     )
     g.expect_shapes(expected, optional=optional)
+
+
+def _merge(g: _Gguf, projector: str) -> int:
+    """What the projector folds into one token per side, as clip.cpp reads it (its default when absent)."""
+    if projector == "qwen2.5vl_merger":
+        if "clip.vision.n_wa_pattern" not in g.fields:
+            raise g.fail("missing key clip.vision.n_wa_pattern (Qwen2.5-VL's window-attention pattern)")
+        return g.get_int("clip.vision.spatial_merge_size", default=2)
+    if projector == "idefics3":
+        merge = g.get_int("clip.vision.projector.scale_factor", default=1)
+        if merge < 2:  # clip.cpp: GGML_ASSERT(scale_factor > 1) in the pixel shuffle
+            raise g.fail(f"idefics3 projector scale factor {merge} (clip.vision.projector.scale_factor) must be > 1")
+        return merge
+    if projector == "gemma3":
+        return g.get_int("clip.vision.projector.scale_factor", default=4)
+    return g.get_int("clip.vision.spatial_merge_size", default=1)
+
+
+def _check_planned_projector(g: _Gguf, projector: str, *, image_size: int, patch_size: int) -> None:
+    """Every tensor clip.cpp's loader and graph use for ``projector``, with the shape the keys imply (a matrix of
+    the wrong width fails a GGML_ASSERT during the warm-up encode)."""
+    merge = _merge(g, projector)
+    n_per_side = image_size // patch_size
+    if merge <= 0 or (projector == "gemma3" and n_per_side % merge):
+        raise g.fail(f"{n_per_side} patches a side cannot be merged {merge} at a time")
+    out = _projector_width(g, projector)
+    assert out is not None
+    if projector == "qwen2.5vl_merger" and g.get_int("clip.vision.projection_dim") != out:
+        raise g.fail(f"clip.vision.projection_dim {g.get_int('clip.vision.projection_dim')} is not the merger's "
+                     f"output width {out}")
+    vision = VisionShape(
+        image_size=image_size, patch_size=patch_size, n_embd=g.get_int("clip.vision.embedding_length"),
+        n_ff=g.get_int("clip.vision.feed_forward_length"), n_head=g.get_int("clip.vision.attention.head_count"),
+        n_layer=g.get_int("clip.vision.block_count"), projection_dim=out, init_std=0.0,
+        projector=projector, merge=merge,  # type: ignore[arg-type]
+    )
+    if vision.n_head <= 0 or vision.n_embd % vision.n_head:
+        raise g.fail(f"vision width {vision.n_embd} is not divisible into {vision.n_head} attention heads")
+    expected = {s.name: tuple(reversed(s.shape)) for s in mmproj_tensor_plan(vision, n_embd_text=out)}
+    if projector == "lightonocr":  # its MLP's hidden width is whatever mm.1 makes (the text width in LightOnOCR)
+        hidden = g.shapes.get("mm.1.weight", (0, out))[-1]
+        expected |= {"mm.1.weight": (vision.n_embd, hidden), "mm.2.weight": (hidden, out)}
+    g.expect_shapes(expected)
 
 
 def _projector_width(g: _Gguf, projector: str) -> int | None:

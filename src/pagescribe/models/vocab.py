@@ -1,4 +1,4 @@
-"""pagescribe's own SentencePiece-style (SPM) vocabulary for synthesized models.
+"""pagescribe's own vocabularies for synthesized models: SentencePiece-style (SPM) and byte-level BPE.
 
 No third-party vocabulary ships with the project: the pieces are generated here, deterministically, from a
 short built-in word list and letter statistics. llama.cpp's SPM tokenizer starts from single characters and
@@ -9,7 +9,12 @@ falls back to ``<0xXX>`` byte tokens for anything left over. So the vocabulary i
 * ``▁`` (the space marker) appears only at the start of a piece, so merges never cross a word boundary;
 * punctuation, newlines and non-ASCII text go through the 256 byte-fallback tokens, so any text round-trips.
 
-Layout: 0 ``<unk>``, 1 ``<s>``, 2 ``</s>``, 3..258 ``<0x00>``..``<0xFF>``, then normal pieces.
+Layout: 0 ``<unk>``, 1 ``<s>``, 2 ``</s>``, 3..258 ``<0x00>``..``<0xFF>``, then normal pieces (a family may
+name the leading special tokens differently, and add control tokens at the end: ``build_vocab``'s ``head`` and
+``tail``).
+
+The byte-level BPE vocabularies (``build_bpe_vocab``, the GPT-2 scheme Qwen and Granite use) start from the 256
+byte characters and grow the same words by merges, each merge's result a token, so llama.cpp's BPE reaches them.
 """
 
 from __future__ import annotations
@@ -135,19 +140,101 @@ def _unique(pieces: Iterable[str], taken: set[str]) -> Iterator[str]:
             yield piece
 
 
+def _filler_pieces(prefix: str = "") -> Iterator[str]:
+    # Beyond the reachable pieces, large vocabularies (Qwen's 151,936, Gemma's 262,208) are filled with letter
+    # 4- and 5-grams: valid tokens a tokenizer rarely produces, as in trained vocabularies' long tail.
+    for n in (4, 5):
+        for letters in itertools.product(_LETTER_ORDER, repeat=n):
+            yield prefix + "".join(letters)
+
+
 @functools.cache
-def build_vocab(size: int = N_VOCAB) -> Vocab:
-    """The vocabulary of ``size`` tokens (deterministic; the same for every preset and seed)."""
-    tokens = [text for text, _ in _SPECIALS] + [byte_token(b) for b in range(256)]
-    types = [int(kind) for _, kind in _SPECIALS] + [int(TokenType.BYTE)] * 256
+def build_vocab(
+    size: int = N_VOCAB,
+    *,
+    head: tuple[tuple[str, TokenType], ...] = _SPECIALS,
+    tail: tuple[str, ...] = (),
+) -> Vocab:
+    """The SPM vocabulary of ``size`` tokens (deterministic; the same for every preset and seed): ``head`` special
+    tokens, the 256 byte tokens, normal pieces, then ``tail`` control tokens (a family's chat markers)."""
+    tokens = [text for text, _ in head] + [byte_token(b) for b in range(256)]
+    types = [int(kind) for _, kind in head] + [int(TokenType.BYTE)] * 256
     scores = [0.0] * len(tokens)
-    n_normal = size - len(tokens)
-    normal = list(itertools.islice(_unique(_normal_pieces(), set(tokens)), n_normal))
+    n_normal = size - len(tokens) - len(tail)
+    pieces = itertools.chain(_normal_pieces(), _filler_pieces(SPACE))
+    normal = list(itertools.islice(_unique(pieces, set(tokens) | set(tail)), n_normal))
     if len(normal) < n_normal:
-        raise ValueError(f"cannot generate {size} tokens; at most {len(tokens) + len(normal)}")
+        raise ValueError(f"cannot generate {size} tokens; at most {len(tokens) + len(normal) + len(tail)}")
     tokens += normal
     types += [int(TokenType.NORMAL)] * n_normal
     # Earlier pieces score higher, like the log-probabilities of a trained SentencePiece model; llama.cpp
     # merges the best-scoring adjacent pair first.
     scores += [-float(rank) for rank in range(n_normal)]
+    tokens += tail
+    types += [int(TokenType.CONTROL)] * len(tail)
+    scores += [0.0] * len(tail)
     return Vocab(tokens=tuple(tokens), scores=tuple(scores), token_types=tuple(types))
+
+
+# -- byte-level BPE ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BpeVocab:
+    """``tokenizer.ggml.tokens`` / ``token_type`` / ``merges`` of a GPT-2-style byte-level BPE vocabulary."""
+
+    tokens: tuple[str, ...]
+    token_types: tuple[int, ...]
+    merges: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+@functools.cache
+def byte_chars() -> tuple[str, ...]:
+    """GPT-2's printable stand-in for each byte value (``Ġ`` for a space, ``Ċ`` for a newline)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    extra = iter(range(256, 512))
+    return tuple(chr(b) if b in printable else chr(next(extra)) for b in range(256))
+
+
+def _bpe_words() -> Iterator[str]:
+    space, newline = byte_chars()[ord(" ")], byte_chars()[ord("\n")]
+    yield newline * 2  # "\n\n" is one token in these vocabularies (idefics3's image layout looks it up)
+    for word in _WORDS.split():
+        for form in (word, word.capitalize()):
+            yield space + form
+            yield form
+    yield from (a + b for a in string.ascii_lowercase for b in string.ascii_lowercase)
+    yield from (space + d for d in string.digits)
+    yield from (a + b for a in string.digits for b in string.digits)
+
+
+def _merges_of(word: str) -> Iterator[tuple[str, str]]:
+    # grown from the left, one character at a time: every prefix is a token, every merge makes the next one
+    for end in range(2, len(word) + 1):
+        yield word[: end - 1], word[end - 1]
+
+
+@functools.cache
+def build_bpe_vocab(size: int, *, tail: tuple[str, ...] = ()) -> BpeVocab:
+    """The byte-level BPE vocabulary of ``size`` tokens: the 256 byte characters, merged pieces, filler, then the
+    ``tail`` control tokens (the family's special tokens, as the converters append them)."""
+    tokens = list(byte_chars())
+    known = set(tokens) | set(tail)
+    merges: list[str] = []
+    n_normal = size - len(tail)
+    for word in _bpe_words():
+        for left, right in _merges_of(word):
+            if len(tokens) >= n_normal:
+                break
+            if left + right not in known:
+                known.add(left + right)
+                tokens.append(left + right)
+                merges.append(f"{left} {right}")
+    tokens += itertools.islice(_unique(_filler_pieces(), known), max(0, n_normal - len(tokens)))
+    if len(tokens) < n_normal:
+        raise ValueError(f"cannot generate {size} BPE tokens")
+    types = [int(TokenType.NORMAL)] * len(tokens) + [int(TokenType.CONTROL)] * len(tail)
+    return BpeVocab(tokens=(*tokens, *tail), token_types=tuple(types), merges=tuple(merges))

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pagescribe.errors import InvalidRequest
+from pagescribe.models.families import get_family
 from pagescribe.pipeline.chunking import DEFAULT_CHUNKS, ChunkOptions
 from pagescribe.pipeline.render import DEFAULT_MAX_SIDE
 from pagescribe.pipeline.transcribe import DEFAULT_PARAMS, AnchorMode, TranscribeOptions
@@ -20,7 +21,9 @@ class ConvertOptions:
     """Options of a ``convert`` run.
 
     ``prompt`` defaults to the packaged ``document`` prompt; ``params`` to greedy decoding with a fixed seed
-    (``retry_params`` to a warmer, penalised variant). ``dpi`` and ``max_side`` exclude each other (default:
+    (``retry_params`` to a warmer, penalised variant). ``family`` (a model family's name) lays out each request
+    as that family expects, post-processes its answers, and makes its document prompt and sampling the defaults.
+    ``dpi`` and ``max_side`` exclude each other (default:
     longest side ``DEFAULT_MAX_SIDE`` px). ``pages`` selects 1-based pages of every document. ``concurrency``
     defaults to the backend's hint. ``force`` redoes pages already in the resume cache. ``skip_blank`` records
     pages without visible content as ``blank`` without asking the model.
@@ -40,6 +43,7 @@ class ConvertOptions:
     skip_blank: bool = True
     chunks: ChunkOptions = DEFAULT_CHUNKS
     cache_dir: Path | None = None
+    family: str | None = None
     transcribe: TranscribeOptions = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -51,8 +55,11 @@ class ConvertOptions:
             raise InvalidRequest("concurrency must be at least 1", param="concurrency")
         if self.anchor not in ("none", "text-layer"):
             raise InvalidRequest(f"unknown anchor mode {self.anchor!r}: use none or text-layer", param="anchor")
-        prompt = self.prompt or load_prompt()
+        family = get_family(self.family) if self.family else None
+        prompt = self.prompt or (family.document_prompt() if family else load_prompt())
         object.__setattr__(self, "prompt", prompt)
+        if family is not None and self.params is DEFAULT_PARAMS:
+            object.__setattr__(self, "params", family.sampling())
         if self.pages is not None:
             object.__setattr__(self, "pages", tuple(sorted(set(self.pages))))
         transcribe = TranscribeOptions(
@@ -62,6 +69,8 @@ class ConvertOptions:
             anchor=self.anchor,
             anchor_max_chars=self.anchor_max_chars,
             time_limit_s=self.time_limit_s,
+            image_first=family.image_first if family else False,
+            postprocess=family.postprocess if family else "none",
         )
         object.__setattr__(self, "transcribe", transcribe)
 

@@ -32,6 +32,7 @@ class Transcription:
     reason: str | None = None
     error: str | None = None
     continuations: int = 0
+    raw_text: str | None = None  # the model's answer when the text was made from it (DocTags made Markdown)
     # A backend failure (network, overload) may pass: such a result is never cached, so a rerun tries again.
     transient: bool = False
 
@@ -73,6 +74,7 @@ class PageRecord:
     image: Mapping[str, Any] | None = None
     attempts: int = 0
     continuations: int = 0
+    raw_text: str | None = None
     # Reused from an earlier run's cache: kept out of the JSON, so a resumed run writes the same records.
     cached: bool = field(default=False, compare=False)
 

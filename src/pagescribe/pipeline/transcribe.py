@@ -1,8 +1,11 @@
 """One page image to text: build the request, ask the model, check the answer, retry once, decide.
 
 The request is one user turn laid out as prompt text, then the page image, then (with ``--anchor text-layer``)
-the page's own text. The prompt is the same leading text for every page, so a server that caches prompt
-prefixes reuses it. The model is always reached through a ``Client`` (in process, a server or an endpoint alike).
+the page's own text; model families trained with the image first (Qwen2.5-VL, granite-docling, Gemma 3,
+LightOnOCR) get the image before the prompt, and a family that takes the image alone gets no prompt text. The
+prompt is the same leading text for every page, so a server that caches prompt prefixes reuses it. The answer
+becomes the page's text through the family's post-processing (DocTags to Markdown), the raw answer kept beside it.
+The model is always reached through a ``Client`` (in process, a server or an endpoint alike).
 ``attempt`` is one try and nothing else; the retry policy lives in ``transcribe``.
 """
 
@@ -14,6 +17,7 @@ from typing import Any, Literal
 
 from pagescribe.client import Client, ClientConfigError
 from pagescribe.errors import ContextOverflow, EngineError, PagescribeError, ServiceUnavailable
+from pagescribe.models.postprocess import PostProcess, page_text
 from pagescribe.pipeline.check import DEFAULT_LOOP_RULE, LoopRule, check_output
 from pagescribe.pipeline.records import Transcription
 from pagescribe.pipeline.render import RenderedPage
@@ -41,6 +45,8 @@ class TranscribeOptions:
     anchor_max_chars: int = 3000
     time_limit_s: float | None = None
     loop_rule: LoopRule = field(default_factory=LoopRule)
+    image_first: bool = False
+    postprocess: PostProcess = "none"
 
     @property
     def second_params(self) -> SamplingParams:
@@ -52,13 +58,19 @@ class TranscribeOptions:
 
     def describe(self) -> dict[str, Any]:
         """The options that shape the model's answer, as recorded and as part of the cache key."""
-        return {
+        described: dict[str, Any] = {
             "sampling": _params_json(self.params),
             "retry_sampling": _params_json(self.second_params),
             "anchor": self.anchor,
             "anchor_max_chars": self.anchor_max_chars,
             "time_limit_s": self.time_limit_s,
         }
+        # the model family's layout and post-processing, when they are not LLaVA's (so its answers are cached apart)
+        if self.image_first:
+            described["image_first"] = True
+        if self.postprocess != "none":
+            described["postprocess"] = self.postprocess
+        return described
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +101,15 @@ def build_request(
     params: SamplingParams,
     anchor: str | None = None,
     time_limit_s: float | None = None,
+    image_first: bool = False,
 ) -> GenerationRequest:
-    """One user turn: the prompt (identical for every page), the page image, then the anchor text if any."""
-    parts: list[TextPart | ImagePart] = [TextPart(prompt.text + "\n"), ImagePart(page.image)]
+    """One user turn: the prompt (identical for every page), the page image, then the anchor text if any; with
+    ``image_first`` the image, then the prompt (an empty prompt: the image alone)."""
+    image = ImagePart(page.image)
+    if image_first:
+        parts: list[TextPart | ImagePart] = [image, *([TextPart(prompt.text)] if prompt.text else [])]
+    else:
+        parts = [TextPart(prompt.text + "\n"), image]
     if anchor:
         parts.append(TextPart("\n" + anchor))
     return GenerationRequest(messages=(Message("user", tuple(parts)),), params=params, time_limit_s=time_limit_s)
@@ -139,7 +157,10 @@ def transcribe(client: Client, page: RenderedPage, options: TranscribeOptions) -
     anchor = anchor_text(page, mode=options.anchor, max_chars=options.anchor_max_chars)
     first = attempt(
         client,
-        build_request(options.prompt, page, params=options.params, anchor=anchor, time_limit_s=options.time_limit_s),
+        build_request(
+            options.prompt, page, params=options.params, anchor=anchor, time_limit_s=options.time_limit_s,
+            image_first=options.image_first,
+        ),
         loop_rule=options.loop_rule,
     )
     if first.problem is None or first.reason in ("time_limit", "cancelled"):  # already continued as far as allowed
@@ -149,7 +170,8 @@ def transcribe(client: Client, page: RenderedPage, options: TranscribeOptions) -
     if first.reason == "context_overflow":
         anchor = None
     retry = build_request(
-        options.prompt, page, params=options.second_params, anchor=anchor, time_limit_s=options.time_limit_s
+        options.prompt, page, params=options.second_params, anchor=anchor, time_limit_s=options.time_limit_s,
+        image_first=options.image_first,
     )
     return first, attempt(client, retry, loop_rule=options.loop_rule)
 
@@ -157,21 +179,27 @@ def transcribe(client: Client, page: RenderedPage, options: TranscribeOptions) -
 def summarize(attempts: tuple[Attempt, ...], *, options: TranscribeOptions, model_id: str) -> Transcription:
     """Fold the attempts into the page's transcription: the last one decides, usage and timings add up."""
     last = attempts[-1]
-    usage: dict[str, int] = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "cached_tokens": 0}
+    usage: dict[str, int] = {
+        "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "cached_tokens": 0, "image_tokens": 0
+    }
     timings: dict[str, float] = {"image_encode_ms": 0.0, "prompt_ms": 0.0, "generate_ms": 0.0}
     for a in attempts:
         if a.result is not None:
             u = a.result.usage
             _add(usage, {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-                         "total_tokens": u.total_tokens, "cached_tokens": u.cached_tokens})
+                         "total_tokens": u.total_tokens, "cached_tokens": u.cached_tokens,
+                         "image_tokens": u.image_tokens})
             _add(timings, a.result.timings.as_dict())
     # The sampling that produced this text (the retry's, after a retry); the rest as configured.
     parameters = {**options.describe(), "sampling": _params_json(last.params)}
     del parameters["retry_sampling"]
     ok = last.problem is None and last.result is not None
+    raw = last.result.text.strip() if ok and last.result is not None else ""
+    text = page_text(raw, options.postprocess).strip() if raw else ""
     return Transcription(
         status="ok" if ok else "failed",
-        text=last.result.text.strip() if ok and last.result is not None else "",
+        text=text,
+        raw_text=raw if text != raw else None,
         finish_reason=last.result.finish_reason if last.result is not None else None,
         model=(last.result.model or model_id) if last.result is not None else model_id,
         parameters=parameters,

@@ -19,7 +19,8 @@ _REF = "#/components/schemas/{model}"
 
 
 class PromptTokensDetails(BaseModel):
-    cached_tokens: int
+    cached_tokens: int = 0  # reused from the prefix cache
+    image_tokens: int = 0  # the images' embeddings
 
 
 class Usage(BaseModel):

@@ -80,6 +80,11 @@ class SamplingFields(WireModel):
     seed: int | None = Field(default=None, ge=-1, le=2**32 - 1, description="-1 or absent: a random seed")
     stop: StopItem | Annotated[list[StopItem], Field(max_length=MAX_STOP_SEQUENCES)] | None = None
     response_format: ResponseFormat | None = None
+    image_max_side: int | None = Field(
+        default=None, ge=16, le=8192,
+        description="fit page images within this many pixels (longest side) before the projector; the model "
+        "family bounds it (dynamic-resolution models: fewer tokens or more detail)",
+    )
     time_limit_s: float | None = Field(
         default=None,
         gt=0,
@@ -103,7 +108,8 @@ class SamplingFields(WireModel):
         repeat_penalty = self.repeat_penalty or self.repetition_penalty
         if repeat_penalty is not None:
             given["repeat_penalty"] = repeat_penalty
-        for name in ("temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty"):
+        for name in ("temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty",
+                     "image_max_side"):
             value = getattr(self, name)
             if value is not None:
                 given[name] = value
