@@ -121,17 +121,20 @@ def test_convert_through_a_server_that_cuts_every_page_records_the_uncut_text(
         assert result.exit_code == 0, result.output
         return [json.loads(line) for line in (out / "doc.jsonl").read_text().splitlines()]
 
-    # Four clients press on one slot: a page takes ~400 ms here, a budget of 200 ms (counted from arrival, so
-    # waiting spends it) cuts every page, and the queued ones get a step each turn until theirs comes.
+    # Four clients press on one slot, with a budget (counted from arrival, so waiting spends it) of one and a half
+    # times what one page took uncut: the pages that wait for two others are cut, and get a step each turn until
+    # theirs comes.
     # One slot, because greedy text is the same only for the same batches: llama.cpp's CPU kernels round a
     # token's logits differently when other sequences share its batch (by ~1e-6, enough to flip a near tie of
     # the random-weight model), with or without a time limit.
     whole = convert(tmp_path / "whole", slots=1)
-    cut = convert(tmp_path / "cut", slots=1, time_limit_s=0.2)
+    page_s = min(sum(float(str(v)) for k, v in dict(r["timings"]).items() if k != "render_ms") for r in whole) / 1000
+    budget = 1.5 * page_s + 0.02
+    cut = convert(tmp_path / "cut", slots=1, time_limit_s=budget)
     assert all(r["status"] == "ok" and r["finish_reason"] in ("stop", "length") for r in cut)
-    assert sum(int(str(r["continuations"])) for r in cut) >= 3  # the waiting ones at least were cut
+    assert sum(int(str(r["continuations"])) for r in cut) >= 2
     assert [r["text"] for r in cut] == [r["text"] for r in whole]
     # Batched on four slots, the same budget loses no page either.
-    batched = convert(tmp_path / "batched", slots=4, time_limit_s=0.2)
+    batched = convert(tmp_path / "batched", slots=4, time_limit_s=budget)
     assert all(r["status"] == "ok" and r["finish_reason"] in ("stop", "length") for r in batched)
     assert sum(int(str(r["continuations"])) for r in batched) >= 4
