@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -88,16 +89,23 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     response_format: dict[str, Any] | None = None
+    #: Report each generated token's log-probability (and this many most likely alternatives); ``None``: don't.
+    logprobs: int | None = None
     given: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        """Every setting (``given`` left out), JSON-ready: what a page record and its cache key hold."""
-        return {
+        """Every setting (``given`` left out), JSON-ready: what a page record and its cache key hold.
+
+        ``logprobs`` changes no text, so it is there only when asked for (records and keys made without it stay)."""
+        data: dict[str, Any] = {
             "max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
             "min_p": self.min_p, "repeat_penalty": self.repeat_penalty, "presence_penalty": self.presence_penalty,
             "frequency_penalty": self.frequency_penalty, "seed": self.seed, "stop": list(self.stop),
             "response_format": self.response_format,
         }
+        if self.logprobs is not None:
+            data["logprobs"] = self.logprobs
+        return data
 
 
 def new_request_id() -> str:
@@ -115,6 +123,8 @@ class GenerationRequest:
     messages: tuple[Message, ...]
     params: SamplingParams = SamplingParams()
     time_limit_s: float | None = None
+    #: Keep only the last this-many tokens of the request's text (TGI's ``truncate``; images are kept whole).
+    truncate: int | None = None
     request_id: str = field(default_factory=new_request_id)
     arrived: float = field(default_factory=time.monotonic, compare=False)
 
@@ -168,6 +178,32 @@ class Timings:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token: its text, bytes and id, its log-probability under the model (the softmax of the
+    logits it was sampled from), and the most likely alternatives at that position when they were asked for."""
+
+    token: str
+    logprob: float
+    data: bytes = b""
+    id: int = -1
+    top: tuple[TokenLogprob, ...] = ()
+
+    def as_dict(self, *, top: bool = True) -> dict[str, Any]:
+        """OpenAI's shape: ``token``, ``logprob``, ``bytes`` (and ``top_logprobs``)."""
+        data: dict[str, Any] = {"token": self.token, "logprob": round(self.logprob, 6), "bytes": list(self.data)}
+        if top:
+            data["top_logprobs"] = [t.as_dict(top=False) for t in self.top]
+        return data
+
+
+def confidence(logprobs: tuple[TokenLogprob, ...] | None) -> float | None:
+    """The geometric mean of the tokens' probabilities (``exp`` of the mean log-probability), in [0, 1]."""
+    if not logprobs:
+        return None
+    return round(math.exp(sum(t.logprob for t in logprobs) / len(logprobs)), 6)
+
+
+@dataclass(frozen=True, slots=True)
 class GenerationResult:
     """What the model said: the text, why it stopped (``stop``, ``length``, ``time_limit``, ``cancelled``), the
     tokens it took and where the time went. The engine, the server's answers and every client return this."""
@@ -180,6 +216,13 @@ class GenerationResult:
     model: str
     #: Follow-up requests that continued this answer past time limits (a client's stitched answer).
     continuations: int = 0
+    #: Each generated token's log-probability, when the request asked for them (``SamplingParams.logprobs``).
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+    @property
+    def confidence(self) -> float | None:
+        """How sure the model was of its answer: the geometric mean of its tokens' probabilities (with logprobs)."""
+        return confidence(self.logprobs)
 
     def as_dict(self) -> dict[str, Any]:
         """The result as JSON-ready data (the shape of the server's answer fields)."""
@@ -192,4 +235,6 @@ class GenerationResult:
         }
         if self.continuations:
             data["continuations"] = self.continuations
+        if self.logprobs is not None:
+            data["confidence"] = self.confidence
         return data

@@ -104,12 +104,34 @@ SERVER_READ_TIMEOUT_S = 300.0
     help="Seconds of generation per page before it stops (finish_reason time_limit).",
 )
 @click.option(
+    "--chunk-by",
+    type=click.Choice(["page", "section"]),
+    default="page",
+    show_default=True,
+    help="page: chunks within each page; section: the document cut by its headings (across page breaks), "
+    "then by --chunk-size tokens.",
+)
+@click.option(
     "--chunk-size",
     type=click.IntRange(1),
     default=None,
-    help="Split page text into chunks of at most this many characters (default: a chunk per page).",
+    help="By page: at most this many characters (default: a chunk per page); by section: this many tokens "
+    "(default 512).",
 )
 @click.option("--chunk-overlap", type=click.IntRange(0), default=0, show_default=True)
+@click.option(
+    "--chunk-tokenizer",
+    default=None,
+    metavar="FILE|ID",
+    help="Count section chunks' tokens with your embedding model's tokenizer (a tokenizer.json, or a Hugging Face "
+    "model id) [default: words and punctuation].",
+)
+@click.option(
+    "--confidence/--no-confidence",
+    default=False,
+    show_default=True,
+    help="Record each page's confidence: the geometric mean of its tokens' probabilities.",
+)
 @click.option(
     "--skip-blank/--no-skip-blank",
     default=True,
@@ -137,8 +159,11 @@ def convert_command(
     repeat_penalty: float,
     seed: int,
     time_limit_s: float | None,
+    chunk_by: str,
     chunk_size: int | None,
     chunk_overlap: int,
+    chunk_tokenizer: str | None,
+    confidence: bool,
     skip_blank: bool,
     **model_options: Any,
 ) -> None:
@@ -156,7 +181,8 @@ def convert_command(
         options = ConvertOptions(
             prompt=load_prompt(prompt_file or "document"),
             params=SamplingParams(
-                max_tokens=max_tokens, temperature=temperature, repeat_penalty=repeat_penalty, seed=seed
+                max_tokens=max_tokens, temperature=temperature, repeat_penalty=repeat_penalty, seed=seed,
+                logprobs=0 if confidence else None,
             ),
             anchor="text-layer" if anchor == "text-layer" else "none",
             time_limit_s=time_limit_s,
@@ -166,7 +192,12 @@ def convert_command(
             concurrency=concurrency,
             force=force,
             skip_blank=skip_blank,
-            chunks=ChunkOptions(size=chunk_size, overlap=chunk_overlap),
+            chunks=ChunkOptions(
+                size=chunk_size,
+                overlap=chunk_overlap,
+                by="section" if chunk_by == "section" else "page",
+                tokenizer=chunk_tokenizer,
+            ),
         )
     except (PagescribeError, ValueError) as exc:
         raise click.UsageError(getattr(exc, "message", str(exc))) from exc

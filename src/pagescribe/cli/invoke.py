@@ -73,7 +73,7 @@ def invoke_command(
     region: str | None,
     profile: str | None,
     prompt: str | None,
-    prompt_file: Path | None,
+    prompt_file: str | None,
     max_tokens: int,
     temperature: float,
     top_p: float,

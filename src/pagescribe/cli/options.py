@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -100,9 +99,9 @@ def generation_options(func: F) -> F:
             click.option("--prompt", "-p", default=None, help="The instruction (default: the document prompt)."),
             click.option(
                 "--prompt-file",
-                type=click.Path(exists=True, dir_okay=False, path_type=Path),
                 default=None,
-                help="Read the instruction from a file.",
+                metavar="FILE|NAME",
+                help="The instruction: a text file, or a packaged prompt by name (document, markdown).",
             ),
             click.option("--max-tokens", type=click.IntRange(1, 1_000_000), default=1024, show_default=True),
             click.option("--temperature", type=click.FloatRange(0, 5), default=0.0, show_default=True),
@@ -126,14 +125,16 @@ def sampling_from(
     )
 
 
-def prompt_text(prompt: str | None, prompt_file: Path | None) -> str:
-    """The user's prompt, or the packaged document prompt."""
-    if prompt is not None and prompt_file is not None:
-        raise click.UsageError("give --prompt or --prompt-file, not both")
-    if prompt_file is not None:
-        return prompt_file.read_text(encoding="utf-8")
-    if prompt is not None:
-        return prompt
+def prompt_text(prompt: str | None, prompt_file: str | None) -> str:
+    """The user's prompt, a prompt file or packaged prompt by name, or the packaged document prompt."""
+    from pagescribe.errors import PagescribeError
     from pagescribe.prompts import load_prompt
 
-    return load_prompt("document").text
+    if prompt is not None and prompt_file is not None:
+        raise click.UsageError("give --prompt or --prompt-file, not both")
+    if prompt is not None:
+        return prompt
+    try:
+        return load_prompt(prompt_file or "document").text
+    except PagescribeError as exc:
+        raise click.UsageError(exc.message) from exc

@@ -53,6 +53,7 @@ def page_record(
         image={"width": page.image.width, "height": page.image.height, "sha256": page.image.sha256},
         attempts=transcription.attempts,
         continuations=transcription.continuations,
+        confidence=transcription.confidence,
         cached=cached,
     )
 

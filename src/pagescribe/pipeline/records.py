@@ -32,6 +32,8 @@ class Transcription:
     reason: str | None = None
     error: str | None = None
     continuations: int = 0
+    #: The geometric mean of the answer's token probabilities, when the parameters asked for logprobs.
+    confidence: float | None = None
     # A backend failure (network, overload) may pass: such a result is never cached, so a rerun tries again.
     transient: bool = False
 
@@ -73,6 +75,7 @@ class PageRecord:
     image: Mapping[str, Any] | None = None
     attempts: int = 0
     continuations: int = 0
+    confidence: float | None = None
     # Reused from an earlier run's cache: kept out of the JSON, so a resumed run writes the same records.
     cached: bool = field(default=False, compare=False)
 

@@ -32,6 +32,7 @@ from pagescribe.pipeline.options import ConvertOptions
 from pagescribe.pipeline.progress import ProgressSink, QuietProgress
 from pagescribe.pipeline.records import PageRecord, Transcription
 from pagescribe.pipeline.render import RenderedPage, count_pages, render_document
+from pagescribe.pipeline.sections import load_tokenizer
 from pagescribe.pipeline.sources import DocumentKind, Source, discover
 from pagescribe.pipeline.summary import RunSummary, summarize_run
 from pagescribe.pipeline.transcribe import summarize, transcribe
@@ -93,6 +94,9 @@ class Conversion:
         self.cache = PageCache(self.options.cache_dir or self.out_dir / ".pagescribe-cache")
         self.summary: RunSummary | None = None
         self._docs: list[_Document] = []
+        # loaded now, so a wrong tokenizer is an error before any page is converted, not after all of them
+        chunks = self.options.chunks
+        self._tokenizer = load_tokenizer(chunks.tokenizer) if chunks.tokenizer else None
 
     @property
     def concurrency(self) -> int:
@@ -221,7 +225,7 @@ class Conversion:
     def _finish(self, elapsed_s: float) -> None:
         docs = sorted(self._docs, key=lambda d: d.order)
         records = [r for d in docs for r in sorted(d.records, key=page_order)]
-        chunks = chunk_records(records, self.options.chunks)
+        chunks = chunk_records(records, self.options.chunks, tokenizer=self._tokenizer)
         atomic_write_text(self.out_dir / CHUNKS_FILE, "".join(json_line(c.to_json()) for c in chunks))
         self.summary = summarize_run((d.records for d in docs), elapsed_s=elapsed_s)
         atomic_write_text(self.out_dir / SUMMARY_FILE, json_line(self.summary.to_json()))

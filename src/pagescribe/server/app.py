@@ -62,6 +62,7 @@ def _routes() -> list[BaseRoute]:
         Route("/endpoints/{name}/invocations-response-stream", routes.runtime_stream, methods=["POST"]),
         Route("/v1/chat/completions", routes.chat_completions, methods=["POST"]),
         Route("/v1/models", routes.models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", routes.model, methods=["GET"]),
         Route("/metrics", routes.metrics, methods=["GET"]),
         Route("/openapi.json", routes.openapi_document, methods=["GET"]),
     ]

@@ -22,7 +22,7 @@ from pagescribe.server import streams
 from pagescribe.server.runtime import Runtime
 from pagescribe.server.settings import ServerSettings
 from pagescribe.types import GenerationRequest, GenerationResult
-from pagescribe.wire import openai, sagemaker
+from pagescribe.wire import openai, sagemaker, tgi
 from pagescribe.wire.dispatch import WireRequest
 from pagescribe.wire.jsonlines import MEDIA_TYPE as JSONLINES
 
@@ -76,6 +76,8 @@ async def translate(call: Call, wire: WireRequest, *, request_id: str | None = N
     convert: Callable[[], list[GenerationRequest]]
     if isinstance(wire, sagemaker.DialogBatchRequest):
         convert = functools.partial(sagemaker.to_requests, wire, policy=policy, request_id=rid)
+    elif isinstance(wire, tgi.TgiRequest):
+        convert = functools.partial(_one_tgi, wire, policy, rid)
     else:
         convert = functools.partial(_one_chat, wire, policy, rid)
     built = await anyio.to_thread.run_sync(convert, limiter=call.runtime.decode_limiter)
@@ -92,6 +94,10 @@ async def translate(call: Call, wire: WireRequest, *, request_id: str | None = N
 
 def _one_chat(wire: openai.ChatCompletionRequest, policy: Any, request_id: str) -> list[GenerationRequest]:
     return [openai.to_request(wire, policy=policy, request_id=request_id)]
+
+
+def _one_tgi(wire: tgi.TgiRequest, policy: Any, request_id: str) -> list[GenerationRequest]:
+    return [tgi.to_request(wire, policy=policy, request_id=request_id)]
 
 
 async def until_disconnect(call: Call, work: Awaitable[T], jobs: Sequence[AsyncEvents]) -> T:
@@ -142,9 +148,11 @@ async def answer(call: Call, wire: WireRequest) -> Answer:
 
 
 def complete(call: Call, wire: WireRequest, done: Sequence[GenerationResult]) -> Any:
-    """The non-streamed answer body: format A's list, or a ``chat.completion``."""
+    """The non-streamed answer body: format A's list, TGI's list, or a ``chat.completion``."""
     if isinstance(wire, sagemaker.DialogBatchRequest):
         return [sagemaker.answer(r) for r in done]
+    if isinstance(wire, tgi.TgiRequest):
+        return [tgi.answer(done[0], wire)]
     return openai.completion(done[0], **_chat_ids(call))
 
 
@@ -160,6 +168,8 @@ async def _streamed(call: Call, wire: WireRequest, jobs: list[AsyncEvents]) -> A
     items = _rejoin(first, events)
     if isinstance(wire, sagemaker.DialogBatchRequest):
         return Answer(JSONLINES, chunks=streams.dialog_lines(jobs, items, note=call.note))
+    if isinstance(wire, tgi.TgiRequest):
+        return Answer(streams.SSE, chunks=streams.tgi_events(jobs[0], items, note=call.note, body=wire))
     include_usage = wire.stream_options is not None and wire.stream_options.include_usage
     chunks = streams.chat_events(
         jobs[0],
