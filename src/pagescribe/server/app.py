@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from pagescribe.engine.base import Engine
 from pagescribe.errors import PagescribeError
-from pagescribe.server import routes
+from pagescribe.server import playground, routes
 from pagescribe.server.auth import ApiKeyMiddleware
 from pagescribe.server.metrics import Metrics
 from pagescribe.server.middleware import RequestMiddleware
@@ -28,7 +28,7 @@ def create_app(settings: ServerSettings, engine: Engine) -> Starlette:
     """The server for ``engine``. Its lifespan starts loading the model and closes the engine at the end."""
     metrics = Metrics()
     runtime = Runtime(engine, settings=settings, metrics=metrics)
-    table = _routes()
+    table = _routes() + (playground.routes() if settings.ui else [])
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
