@@ -248,3 +248,25 @@ def test_tgi_truncate_keeps_the_last_tokens_and_watermark_is_refused(live: Live)
     assert cut[0]["generated_text"] == greedy(live, tail, max_tokens=5)
     assert full.json()[0]["generated_text"] != cut[0]["generated_text"]
     assert refused.status_code == 400 and "watermark is not supported" in refused.json()["error"]["message"]
+
+
+def test_convert_records_each_pages_confidence_in_process_and_over_a_server(
+    live: Live, tiny_engine: LlamaCppEngine, tmp_path: Any
+) -> None:
+    from pagescribe.client import Client
+    from pagescribe.pipeline import ConvertOptions, convert
+    from pagescribe.types import SamplingParams
+    from pdfgen import write_png
+
+    page = write_png(tmp_path / "page.png", text="Totals 41")
+    options = ConvertOptions(params=SamplingParams(max_tokens=6, seed=0, logprobs=0))
+    local = list(convert([page], out_dir=tmp_path / "a", backend=tiny_engine, options=options))
+    with Client.for_url(live.url) as client:
+        remote = list(convert([page], out_dir=tmp_path / "b", backend=client, options=options))
+    plain = list(convert([page], out_dir=tmp_path / "c", backend=tiny_engine,
+                         options=ConvertOptions(params=SamplingParams(max_tokens=6, seed=0))))  # fmt: skip
+    [a], [b], [c] = local, remote, plain
+    assert a.status == "ok" and a.confidence is not None and 0 < a.confidence <= 1
+    # (the same text; its probabilities agree up to how the prefix cache and the batch round the logits)
+    assert b.confidence == pytest.approx(a.confidence, rel=0.02) and b.text == a.text == c.text
+    assert c.confidence is None
