@@ -123,10 +123,10 @@ class GenerationRequest:
     messages: tuple[Message, ...]
     params: SamplingParams = SamplingParams()
     time_limit_s: float | None = None
-    #: Keep only the last this-many tokens of the request's text (TGI's ``truncate``; images are kept whole).
-    truncate: int | None = None
     request_id: str = field(default_factory=new_request_id)
     arrived: float = field(default_factory=time.monotonic, compare=False)
+    #: Keep only the last this-many tokens of the request's text (TGI's ``truncate``; images are kept whole).
+    truncate: int | None = None
 
     @property
     def images(self) -> tuple[ImageInput, ...]:

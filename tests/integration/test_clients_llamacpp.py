@@ -5,15 +5,13 @@ standard image blocks, and the openai client's ``models.retrieve`` and ``logprob
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import math
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from PIL import Image, ImageDraw
+from test_server_llamacpp import page_b64
 
 from pagescribe.engine.llamacpp import LlamaCppEngine
 from servers import LiveServer, sagemaker_env
@@ -24,17 +22,13 @@ Live = LiveServer[LlamaCppEngine]
 AWS_ARGS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "aws_region_name": "us-east-1"}
 
 
-def png_b64(label: str = "Invoice 42", color: str = "white") -> str:
-    image = Image.new("RGB", (96, 72), color)
-    ImageDraw.Draw(image).text((8, 8), label, fill="black")
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
+def png_b64(label: str = "Invoice 42") -> str:
+    return page_b64(label=label)
 
 
 @pytest.fixture(scope="module")
-def live(tiny_engine: LlamaCppEngine) -> Iterator[Live]:
-    with LiveServer(tiny_engine, time_limit_s=20) as server:
+def live(server_engine: LlamaCppEngine) -> Iterator[Live]:
+    with LiveServer(server_engine, time_limit_s=20) as server:
         yield server
 
 
@@ -122,55 +116,39 @@ def test_langchains_standard_image_block_reaches_the_model(aws: None, live: Live
 # -- LiteLLM -----------------------------------------------------------------------------------------------
 
 
-def litellm_reply(response: Any) -> str:
-    return str(response.choices[0].message.content)
+def litellm_both(model: str, messages: list[dict[str, Any]], live: Live, **more: Any) -> tuple[str, str]:
+    """The answer LiteLLM gets from ``model`` (a ``sagemaker/`` or ``sagemaker_chat/`` route) plain and streamed."""
+    import litellm
 
-
-def litellm_stream(response: Any) -> str:
-    return "".join(chunk.choices[0].delta.content or "" for chunk in response)
+    base = f"{live.url}/endpoints/ep"
+    args: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": 6, **AWS_ARGS, **more}
+    plain = litellm.completion(**args, sagemaker_base_url=f"{base}/invocations")
+    streamed = litellm.completion(**args, stream=True, sagemaker_base_url=f"{base}/invocations-response-stream")
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in streamed)
+    return str(plain.choices[0].message.content), text
 
 
 @pytest.mark.parametrize("with_image", [False, True], ids=["text", "image"])
 def test_litellms_sagemaker_route_invokes_and_streams(aws: None, live: Live, with_image: bool) -> None:
-    import litellm
-
     image = png_b64("Chart") if with_image else None
     text = "Describe this page." if image is None else f"![](data:image/png;base64,{image}) Describe this page."
-    messages = [{"role": "user", "content": text}]
-    base = f"{live.url}/endpoints/ep"
-    plain = litellm.completion(
-        model="sagemaker/ep", messages=messages, max_tokens=6, temperature=0,
-        sagemaker_base_url=f"{base}/invocations", **AWS_ARGS,
-    )  # fmt: skip
-    streamed = litellm.completion(
-        model="sagemaker/ep", messages=messages, max_tokens=6, temperature=0, stream=True,
-        sagemaker_base_url=f"{base}/invocations-response-stream", **AWS_ARGS,
-    )  # fmt: skip
-    # temperature 0 arrives as LiteLLM's 0.01 (TGI refuses 0): near-greedy, so the texts agree
-    assert litellm_reply(plain) and litellm_stream(streamed) == litellm_reply(plain)
+    # no temperature: TGI's default, greedy (LiteLLM would send temperature 0 as 0.01, which samples)
+    plain, streamed = litellm_both("sagemaker/ep", [{"role": "user", "content": text}], live)
+    assert plain and streamed == plain
+    if image is not None:
+        assert plain == greedy(live, " Describe this page.", image=image)
 
 
 @pytest.mark.parametrize("with_image", [False, True], ids=["text", "image"])
 def test_litellms_sagemaker_chat_route_invokes_and_streams(aws: None, live: Live, with_image: bool) -> None:
-    import litellm
-
     content: list[dict[str, Any]] = [{"type": "text", "text": "Describe."}]
     image = png_b64("Table 3") if with_image else None
     if image is not None:  # the image first, where format A puts it too
         content.insert(0, {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{image}"}})
-    messages = [{"role": "user", "content": content}]
-    base = f"{live.url}/endpoints/ep"
-    plain = litellm.completion(
-        model="sagemaker_chat/ep", messages=messages, max_tokens=6, temperature=0,
-        sagemaker_base_url=f"{base}/invocations", **AWS_ARGS,
-    )  # fmt: skip
-    streamed = litellm.completion(
-        model="sagemaker_chat/ep", messages=messages, max_tokens=6, temperature=0, stream=True,
-        sagemaker_base_url=f"{base}/invocations-response-stream", **AWS_ARGS,
-    )  # fmt: skip
-    assert litellm_reply(plain) and litellm_stream(streamed) == litellm_reply(plain)
+    plain, streamed = litellm_both("sagemaker_chat/ep", [{"role": "user", "content": content}], live, temperature=0)
+    assert plain and streamed == plain
     if image is not None:  # the image reached the model: the answer is the one for that page
-        assert litellm_reply(plain) == greedy(live, "Describe.", image=image)
+        assert plain == greedy(live, "Describe.", image=image)
 
 
 # -- the SageMaker Python SDK v2 -----------------------------------------------------------------------------

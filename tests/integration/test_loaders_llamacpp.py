@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from pdfgen import text_page, write_pdf, write_png
 
 from pagescribe.cli import main
 from pagescribe.engine.llamacpp import LlamaCppEngine
 from pagescribe.pipeline.chunking import ChunkOptions
 from pagescribe.pipeline.options import ConvertOptions
 from pagescribe.types import SamplingParams
+from pdfgen import text_page, write_pdf, write_png
 from servers import LiveServer, sagemaker_env
 
 pytestmark = pytest.mark.integration
@@ -26,8 +26,8 @@ OPTIONS = ConvertOptions(params=SamplingParams(max_tokens=8, temperature=0.0, se
 
 
 @pytest.fixture(scope="module")
-def live(tiny_engine: LlamaCppEngine) -> Iterator[LiveServer[LlamaCppEngine]]:
-    with LiveServer(tiny_engine, time_limit_s=30) as server:
+def live(server_engine: LlamaCppEngine) -> Iterator[LiveServer[LlamaCppEngine]]:
+    with LiveServer(server_engine, time_limit_s=30) as server:
         yield server
 
 
@@ -42,7 +42,8 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def converted(live: LiveServer[LlamaCppEngine], inputs: list[Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
     """``(source, page) -> text`` as `pagescribe convert --url` writes it (the model's, or the text layer)."""
     out = tmp_path_factory.mktemp("out")
-    args = ["convert", *map(str, inputs), "--out", str(out), "--url", live.url, "--max-tokens", "8", "--progress", "quiet"]
+    args = ["convert", *map(str, inputs), "--out", str(out), "--url", live.url, "--max-tokens", "8",
+            "--progress", "quiet"]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code in (0, 1), result.output
     texts = {}
@@ -96,7 +97,9 @@ def test_haystack_converter_in_process_gives_convert_s_pages(
     assert {(d.meta["source"], d.meta["page"]): d.content for d in documents} == converted
 
 
-def test_chunk_mode_gives_section_chunks_with_pages_and_headings(tiny_engine: LlamaCppEngine, inputs: list[Path]) -> None:
+def test_chunk_mode_gives_section_chunks_with_pages_and_headings(
+    tiny_engine: LlamaCppEngine, inputs: list[Path]
+) -> None:
     from pagescribe.integrations.langchain import PagescribeLoader
 
     chunks = ChunkOptions(by="section", size=12, overlap=2)

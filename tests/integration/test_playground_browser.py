@@ -9,9 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pdfgen import text_page, write_pdf
 
+from pagescribe.engine.fake import FakeEngine
 from pagescribe.engine.llamacpp import LlamaCppEngine
+from pdfgen import text_page, write_pdf
 from servers import LiveServer
 
 pytestmark = pytest.mark.integration
@@ -22,17 +23,17 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 
 @pytest.fixture(scope="module")
-def live(tiny_engine: LlamaCppEngine) -> Iterator[LiveServer[LlamaCppEngine]]:
-    with LiveServer(tiny_engine, time_limit_s=30) as server:
+def live(server_engine: LlamaCppEngine) -> Iterator[LiveServer[LlamaCppEngine]]:
+    with LiveServer(server_engine, time_limit_s=30) as server:
         yield server
 
 
-def test_the_playground_is_off_under_sagemaker(tiny_engine: LlamaCppEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_playground_is_off_under_sagemaker(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SAGEMAKER_BIND_TO_PORT", "8080")
-    with LiveServer(tiny_engine) as server:
+    with LiveServer(FakeEngine()) as server:  # (a server closes its engine: not the session's tiny one)
         assert httpx.get(f"{server.url}/ui/").status_code == 404
     monkeypatch.setenv("PAGESCRIBE_UI", "true")  # unless asked for
-    with LiveServer(tiny_engine) as server:
+    with LiveServer(FakeEngine()) as server:
         assert httpx.get(f"{server.url}/ui/").status_code == 200
 
 
@@ -76,10 +77,8 @@ def test_upload_a_two_page_pdf_and_download_both_pages_texts(
 
 def expected(live: LiveServer[LlamaCppEngine], pdf: Path, *, page: int) -> str:
     rendered = httpx.post(f"{live.url}/ui/render", content=pdf.read_bytes(), timeout=60).json()["pages"]
-    body = {
-        "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": rendered[page - 1]["image"]}}]}],
-        "prompt": "markdown", "max_tokens": 8, "temperature": 0,
-    }  # fmt: skip
+    image = {"type": "image_url", "image_url": {"url": rendered[page - 1]["image"]}}
+    body = {"messages": [{"role": "user", "content": [image]}], "prompt": "markdown", "max_tokens": 8, "temperature": 0}
     text: str = httpx.post(f"{live.url}/v1/chat/completions", json=body, timeout=60).json()["choices"][0]["message"][
         "content"
     ]

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pdfgen import text_page, write_pdf
 
 from pagescribe.client import Client
 from pagescribe.engine.fake import FakeEngine
@@ -21,9 +20,11 @@ from pagescribe.pipeline.runner import Conversion
 from pagescribe.pipeline.sections import count_words, sections
 from pagescribe.pipeline.transcribe import ANCHOR_HEADER
 from pagescribe.types import GenerationRequest, SamplingParams
+from pdfgen import text_page, write_pdf
 
 LINES_PER_PAGE = 30
-WORDS = "revenue region pipeline render token model page table figure value north south quarter growth".split()
+WORDS = ["revenue", "region", "pipeline", "render", "token", "model", "page", "table", "figure", "value", "north",
+         "south", "quarter", "growth"]  # fmt: skip
 HEADING_LINE = re.compile(r"^ {0,3}#{1,6} ", re.MULTILINE)
 
 

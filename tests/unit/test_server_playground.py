@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from pdfgen import text_page, write_pdf
 from test_server_app import png_b64, serve
 
 from pagescribe.prompts import load_prompt
+from pdfgen import text_page, write_pdf
 
 
 async def test_the_page_and_its_files_are_served_with_a_strict_policy() -> None:

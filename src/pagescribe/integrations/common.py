@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 from pagescribe.client import Client
 from pagescribe.engine.base import Engine
@@ -94,6 +94,33 @@ class DocumentSource:
             if self.mode == "chunk":
                 ordered = sorted(records, key=lambda r: (r.source, *page_order(r)))
                 yield from (chunk_item(c, ordered) for c in chunk_records(ordered, self.options.chunks))
+
+
+class LoaderArgs(TypedDict, total=False):
+    """What every loader takes: ``mode``, the backend (``client``, ``url``, ``endpoint`` with ``region``, or
+    ``model``; ``settings`` are further arguments for the ``Client`` made from them), the conversion's ``options``
+    (``chunks`` replacing their chunking) and ``out_dir``."""
+
+    mode: Mode
+    client: Client | Engine
+    url: str
+    endpoint: str
+    region: str
+    model: str
+    settings: dict[str, Any]
+    options: ConvertOptions
+    chunks: ChunkOptions
+    out_dir: PathLike
+
+
+def make_source(**args: Unpack[LoaderArgs]) -> DocumentSource:
+    """The ``DocumentSource`` a loader's arguments describe."""
+    backend = Backend(
+        client=args.get("client"), url=args.get("url"), endpoint=args.get("endpoint"), region=args.get("region"),
+        model=args.get("model"), settings=args.get("settings", {}),
+    )  # fmt: skip
+    options = with_chunks(args.get("options"), args.get("chunks"))
+    return DocumentSource(backend, mode=args.get("mode", "page"), options=options, out_dir=args.get("out_dir"))
 
 
 def page_item(record: PageRecord) -> tuple[str, dict[str, Any]] | None:

@@ -10,37 +10,19 @@ backend and metadata as for the LangChain loader.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from haystack import Document, component
 
-from pagescribe.client import Client
-from pagescribe.engine.base import Engine
-from pagescribe.integrations.common import Backend, DocumentSource, Mode, PathLike, with_chunks
-from pagescribe.pipeline.chunking import ChunkOptions
-from pagescribe.pipeline.options import ConvertOptions
+from pagescribe.integrations.common import LoaderArgs, make_source
 
 
 @component
 class PagescribeConverter:
     """Files (paths) to Haystack ``Document``s, a page or a chunk each, converted by a vision model."""
 
-    def __init__(
-        self,
-        *,
-        mode: Mode = "page",
-        client: Client | Engine | None = None,
-        url: str | None = None,
-        endpoint: str | None = None,
-        region: str | None = None,
-        model: str | None = None,
-        options: ConvertOptions | None = None,
-        chunks: ChunkOptions | None = None,
-        out_dir: PathLike | None = None,
-        **settings: Any,
-    ) -> None:
-        backend = Backend(client=client, url=url, endpoint=endpoint, region=region, model=model, settings=settings)
-        self._source = DocumentSource(backend, mode=mode, options=with_chunks(options, chunks), out_dir=out_dir)
+    def __init__(self, **args: Unpack[LoaderArgs]) -> None:
+        self._source = make_source(**args)
 
     @component.output_types(documents=list[Document])
     def run(self, sources: list[str | Path], meta: dict[str, Any] | None = None) -> dict[str, list[Document]]:

@@ -9,38 +9,20 @@ per chunk (``pip install 'pagescribe[llamaindex]'``); the backend and metadata a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from llama_index.core.readers.base import BaseReader
 from llama_index.core.schema import Document
 
-from pagescribe.client import Client
-from pagescribe.engine.base import Engine
-from pagescribe.integrations.common import Backend, DocumentSource, Mode, PathLike, as_paths, with_chunks
-from pagescribe.pipeline.chunking import ChunkOptions
-from pagescribe.pipeline.options import ConvertOptions
+from pagescribe.integrations.common import LoaderArgs, PathLike, as_paths, make_source
 
 
 class PagescribeReader(BaseReader):
     """Documents' pages (or chunks) as LlamaIndex ``Document``s, converted by a vision model as they are read."""
 
-    def __init__(
-        self,
-        *,
-        mode: Mode = "page",
-        client: Client | Engine | None = None,
-        url: str | None = None,
-        endpoint: str | None = None,
-        region: str | None = None,
-        model: str | None = None,
-        options: ConvertOptions | None = None,
-        chunks: ChunkOptions | None = None,
-        out_dir: PathLike | None = None,
-        **settings: Any,
-    ) -> None:
+    def __init__(self, **args: Unpack[LoaderArgs]) -> None:
         super().__init__()
-        backend = Backend(client=client, url=url, endpoint=endpoint, region=region, model=model, settings=settings)
-        self._source = DocumentSource(backend, mode=mode, options=with_chunks(options, chunks), out_dir=out_dir)
+        self._source = make_source(**args)
 
     def lazy_load_data(
         self, file_path: PathLike | Sequence[PathLike], extra_info: dict[str, Any] | None = None
