@@ -13,7 +13,10 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from pagescribe.errors import InvalidRequest
+from pagescribe.types import GenerationRequest
+from pagescribe.wire import openai, sagemaker, tgi
 from pagescribe.wire.errors import from_validation
+from pagescribe.wire.media import MediaPolicy
 from pagescribe.wire.openai import ChatCompletionRequest
 from pagescribe.wire.sagemaker import DialogBatchRequest
 from pagescribe.wire.tgi import TgiRequest
@@ -74,6 +77,16 @@ def parse_invocation(data: Any) -> WireRequest:
         return validate(ChatCompletionRequest, data)
     got = "an object with keys " + ", ".join(sorted(data)[:8]) if isinstance(data, dict) else _kind(data)
     raise InvalidRequest(f"{EXPECTED}; got {got or 'an empty object'}")
+
+
+def to_requests(wire: WireRequest, *, policy: MediaPolicy, request_id: str) -> list[GenerationRequest]:
+    """The ``GenerationRequest``s a request model stands for (one per dialog in format A, else one); images are
+    decoded and checked here, in the caller's thread."""
+    if isinstance(wire, DialogBatchRequest):
+        return sagemaker.to_requests(wire, policy=policy, request_id=request_id)
+    if isinstance(wire, TgiRequest):
+        return [tgi.to_request(wire, policy=policy, request_id=request_id)]
+    return [openai.to_request(wire, policy=policy, request_id=request_id)]
 
 
 def parse_chat(data: Any) -> ChatCompletionRequest:
