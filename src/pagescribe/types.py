@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -90,11 +91,15 @@ class SamplingParams:
     response_format: dict[str, Any] | None = None
     #: The longest side pages are fitted within before the projector (None: the model family's default).
     image_max_side: int | None = None
+    #: Report each generated token's log-probability (and this many most likely alternatives); ``None``: don't.
+    logprobs: int | None = None
     given: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        """Every setting (``given`` left out; ``image_max_side`` only when set), JSON-ready: what a page record and
-        its cache key hold."""
+        """Every setting (``given`` left out), JSON-ready: what a page record and its cache key hold.
+
+        ``image_max_side`` and ``logprobs`` are there only when set, so records and keys made without them stay
+        as they were."""
         data: dict[str, Any] = {
             "max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
             "min_p": self.min_p, "repeat_penalty": self.repeat_penalty, "presence_penalty": self.presence_penalty,
@@ -103,6 +108,8 @@ class SamplingParams:
         }
         if self.image_max_side is not None:
             data["image_max_side"] = self.image_max_side
+        if self.logprobs is not None:
+            data["logprobs"] = self.logprobs
         return data
 
 
@@ -123,6 +130,8 @@ class GenerationRequest:
     time_limit_s: float | None = None
     request_id: str = field(default_factory=new_request_id)
     arrived: float = field(default_factory=time.monotonic, compare=False)
+    #: Keep only the last this-many tokens of the request's text (TGI's ``truncate``; images are kept whole).
+    truncate: int | None = None
 
     @property
     def images(self) -> tuple[ImageInput, ...]:
@@ -177,6 +186,32 @@ class Timings:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token: its text, bytes and id, its log-probability under the model (the softmax of the
+    logits it was sampled from), and the most likely alternatives at that position when they were asked for."""
+
+    token: str
+    logprob: float
+    data: bytes = b""
+    id: int = -1
+    top: tuple[TokenLogprob, ...] = ()
+
+    def as_dict(self, *, top: bool = True) -> dict[str, Any]:
+        """OpenAI's shape: ``token``, ``logprob``, ``bytes`` (and ``top_logprobs``)."""
+        data: dict[str, Any] = {"token": self.token, "logprob": round(self.logprob, 6), "bytes": list(self.data)}
+        if top:
+            data["top_logprobs"] = [t.as_dict(top=False) for t in self.top]
+        return data
+
+
+def confidence(logprobs: tuple[TokenLogprob, ...] | None) -> float | None:
+    """The geometric mean of the tokens' probabilities (``exp`` of the mean log-probability), in [0, 1]."""
+    if not logprobs:
+        return None
+    return round(math.exp(sum(t.logprob for t in logprobs) / len(logprobs)), 6)
+
+
+@dataclass(frozen=True, slots=True)
 class GenerationResult:
     """What the model said: the text, why it stopped (``stop``, ``length``, ``time_limit``, ``cancelled``), the
     tokens it took and where the time went. The engine, the server's answers and every client return this."""
@@ -189,6 +224,13 @@ class GenerationResult:
     model: str
     #: Follow-up requests that continued this answer past time limits (a client's stitched answer).
     continuations: int = 0
+    #: Each generated token's log-probability, when the request asked for them (``SamplingParams.logprobs``).
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+    @property
+    def confidence(self) -> float | None:
+        """How sure the model was of its answer: the geometric mean of its tokens' probabilities (with logprobs)."""
+        return confidence(self.logprobs)
 
     def as_dict(self) -> dict[str, Any]:
         """The result as JSON-ready data (the shape of the server's answer fields)."""
@@ -201,4 +243,6 @@ class GenerationResult:
         }
         if self.continuations:
             data["continuations"] = self.continuations
+        if self.logprobs is not None:
+            data["confidence"] = self.confidence
         return data

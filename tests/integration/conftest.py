@@ -24,3 +24,13 @@ def tiny_engine(tiny_model: ModelFiles) -> Iterator[LlamaCppEngine]:
     engine.load()
     yield engine
     engine.close()
+
+
+@pytest.fixture(scope="module")
+def server_engine(tiny_model: ModelFiles) -> Iterator[LlamaCppEngine]:
+    """A tiny engine of the module's own, for a ``LiveServer``: a server closes its engine when it stops, and the
+    session's ``tiny_engine`` must outlive it."""
+    engine = build_engine(EngineOptions(ctx=1024, threads=2), files=tiny_model)
+    engine.load()
+    yield engine
+    engine.close()

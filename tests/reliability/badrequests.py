@@ -191,7 +191,13 @@ CASES: dict[str, Case] = {
     ),
     "A text/plain": Case(DIALOG, lambda: dialog(), 415, "unsupported_media_type", "text/plain", "text/plain"),
     # -- format A: shape and types
-    "A inputs is a string": _bad(DIALOG, lambda: {"inputs": "Describe this page."}, "inputs"),
+    "A inputs is a number": _bad(DIALOG, lambda: {"inputs": 42}, "inputs"),
+    # -- format C: the TGI string shape (a string is answered; what cannot be honoured is named)
+    "C watermark": _bad(DIALOG, lambda: {"inputs": "x", "parameters": {"watermark": True}}, "watermark"),
+    "C best_of 2": _bad(DIALOG, lambda: {"inputs": "x", "parameters": {"best_of": 2}}, "best_of"),
+    "C unknown parameter": _bad(DIALOG, lambda: {"inputs": "x", "parameters": {"adapter_id": "a"}}, "adapter_id"),
+    "C markers without images": _bad(DIALOG, lambda: {"inputs": "<ImageHere>", "images": []}, "marker"),
+    "C bad inline image": _image(lambda: {"inputs": "![](data:image/png;base64,bm90IGFuIGltYWdl) x"}, "image"),
     "A no dialogs": _bad(DIALOG, lambda: {"inputs": []}, "inputs"),
     "A empty dialog": _bad(DIALOG, lambda: {"inputs": [[]]}, "empty dialog"),
     "A system-only dialog": _bad(DIALOG, lambda: dialog({"role": "system", "content": "Be brief."}), "no user message"),
@@ -250,8 +256,12 @@ CASES: dict[str, Case] = {
         CHAT, lambda: chat(user([image_part("data:application/pdf;base64,JVBERi0=")])), 400, "invalid_image", "image/*"
     ),
     "B n 2": _bad(CHAT, lambda: chat(n=2), "n"),
-    "B logprobs": _bad(CHAT, lambda: chat(logprobs=True), "logprobs"),
-    "B logprobs 0 for false": _bad(CHAT, lambda: chat(logprobs=0), "logprobs: Value error, must be false"),
+    "B top_logprobs without logprobs": _bad(CHAT, lambda: chat(top_logprobs=2), "top_logprobs needs logprobs"),
+    "B top_logprobs 21": _bad(CHAT, lambda: chat(logprobs=True, top_logprobs=21), "top_logprobs"),
+    "B logprobs 0 for false": _bad(CHAT, lambda: chat(logprobs=0), "logprobs: Input should be a valid boolean"),
+    "B image block without a source": _bad(
+        CHAT, lambda: chat(user([{"type": "image", "mime_type": "image/png"}])), "exactly one of"
+    ),
     "B n true for 1": _bad(CHAT, lambda: chat(n=True), "n: Value error, must be the integer 1"),
     "B stream as text": _bad(CHAT, lambda: chat(stream="yes"), "stream"),
     "B frequency_penalty 3": _bad(CHAT, lambda: chat(frequency_penalty=3), "frequency_penalty"),

@@ -20,8 +20,8 @@ from PIL import Image
 from pagescribe.errors import RequestError
 from pagescribe.images import ImageLimits
 from pagescribe.types import GenerationRequest, ImagePart, TextPart
-from pagescribe.wire import openai, sagemaker
-from pagescribe.wire.dispatch import parse_chat, parse_invocation, parse_json
+from pagescribe.wire import sagemaker
+from pagescribe.wire.dispatch import parse_chat, parse_invocation, parse_json, to_requests
 from pagescribe.wire.errors import kind_of
 from pagescribe.wire.jsonlines import split_records
 from pagescribe.wire.media import MediaPolicy, decode_inline
@@ -93,9 +93,7 @@ chat_bodies = st.fixed_dictionaries(
 
 def translate(data: Any) -> list[GenerationRequest]:
     wire = parse_invocation(data)
-    if isinstance(wire, sagemaker.DialogBatchRequest):
-        return sagemaker.to_requests(wire, policy=POLICY, request_id="r")
-    return [openai.to_request(wire, policy=POLICY, request_id="r")]
+    return to_requests(wire, policy=POLICY, request_id="r")
 
 
 def outcome(data: Any) -> list[GenerationRequest] | RequestError:

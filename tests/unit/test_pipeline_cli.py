@@ -83,3 +83,37 @@ def test_bad_options_are_usage_errors_that_say_what_to_do(
 def test_an_input_that_does_not_exist_is_named(engine: FakeEngine, tmp_path: Path) -> None:
     result = convert(tmp_path / "nope.pdf", "--out", tmp_path / "out")
     assert result.exit_code == 1 and "nope.pdf: no such file or folder" in result.stderr
+
+
+def test_the_markdown_prompt_section_chunks_and_confidence_are_chosen_by_flags(
+    engine: FakeEngine, tmp_path: Path
+) -> None:
+    engine.reply = "# Costs\n\nThe costs rose in the north and fell in the south."
+    pdf = write_pdf(tmp_path / "a.pdf", [text_page("A", ["one"]), text_page("B", ["two"])])
+    out = tmp_path / "out"
+    result = convert(pdf, "--out", out, "--prompt-file", "markdown", "--chunk-by", "section", "--chunk-size", "8",
+                     "--confidence", "--progress", "quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (out / "a.jsonl").read_text().splitlines()]
+    chunks = [json.loads(line) for line in (out / "chunks.jsonl").read_text().splitlines()]
+    assert {r["prompt_id"].split("-")[0] for r in records} == {"markdown"}
+    assert engine.requests[0].messages[0].text.startswith("You will be provided") and "Markdown tables" in (
+        engine.requests[0].messages[0].text
+    )
+    assert all(r["confidence"] == pytest.approx(0.778801) for r in records)  # exp(FAKE_LOGPROB)
+    assert all(c["tokens"] <= 8 and c["headings"] == ["Costs"] for c in chunks)
+    assert {tuple(c["pages"]) for c in chunks} == {(1,), (2,)}
+
+
+def test_describe_takes_a_packaged_prompt_by_name(
+    engine: FakeEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pagescribe.cli.describe
+
+    monkeypatch.setattr(pagescribe.cli.describe, "load_engine", lambda *args, **kwargs: engine)
+    page = write_png(tmp_path / "p.png")
+    result = CliRunner().invoke(main, ["describe", str(page), "--prompt-file", "markdown", "--max-tokens", "3"])
+    unknown = CliRunner().invoke(main, ["describe", str(page), "--prompt-file", "sonnet"])
+    assert result.exit_code == 0, result.output
+    assert "Markdown tables" in engine.requests[0].messages[0].text
+    assert unknown.exit_code == 2 and "packaged: document, markdown" in unknown.output

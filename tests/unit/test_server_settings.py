@@ -24,6 +24,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_laptop_defaults() -> None:
     s = ServerSettings()
     assert (s.host, s.port, s.sagemaker, s.time_limit_s, s.model) == ("127.0.0.1", 8080, None, None, None)
+    assert s.ui is True
 
 
 def test_environment_variables_use_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,6 +45,7 @@ def test_sagemaker_is_detected_from_its_port_variable(monkeypatch: pytest.Monkey
     assert (s.host, s.port) == ("0.0.0.0", 8081)
     assert s.model == str(settings_module.SAGEMAKER_MODEL_DIR)
     assert s.time_limit_s is not None and s.time_limit_s < 60
+    assert s.ui is False  # no playground on an endpoint unless asked for
 
 
 def test_sagemaker_is_detected_from_the_model_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

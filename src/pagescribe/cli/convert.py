@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,12 +129,34 @@ SERVER_READ_TIMEOUT_S = 300.0
     help="Seconds of generation per page before it stops (finish_reason time_limit).",
 )
 @click.option(
+    "--chunk-by",
+    type=click.Choice(["page", "section"]),
+    default="page",
+    show_default=True,
+    help="page: chunks within each page; section: the document cut by its headings (across page breaks), "
+    "then by --chunk-size tokens.",
+)
+@click.option(
     "--chunk-size",
     type=click.IntRange(1),
     default=None,
-    help="Split page text into chunks of at most this many characters (default: a chunk per page).",
+    help="By page: at most this many characters (default: a chunk per page); by section: this many tokens "
+    "(default 512).",
 )
 @click.option("--chunk-overlap", type=click.IntRange(0), default=0, show_default=True)
+@click.option(
+    "--chunk-tokenizer",
+    default=None,
+    metavar="FILE|ID",
+    help="Count section chunks' tokens with your embedding model's tokenizer (a tokenizer.json, or a Hugging Face "
+    "model id) [default: words and punctuation].",
+)
+@click.option(
+    "--confidence/--no-confidence",
+    default=False,
+    show_default=True,
+    help="Record each page's confidence: the geometric mean of its tokens' probabilities.",
+)
 @click.option(
     "--skip-blank/--no-skip-blank",
     default=True,
@@ -164,8 +187,11 @@ def convert_command(
     repeat_penalty: float | None,
     seed: int | None,
     time_limit_s: float | None,
+    chunk_by: str,
     chunk_size: int | None,
     chunk_overlap: int,
+    chunk_tokenizer: str | None,
+    confidence: bool,
     skip_blank: bool,
     **model_options: Any,
 ) -> None:
@@ -186,7 +212,10 @@ def convert_command(
     try:
         options = ConvertOptions(
             prompt=load_prompt(prompt_file) if prompt_file else None,
-            params=sampling_from(max_tokens, temperature, None, repeat_penalty, seed, family),
+            params=dataclasses.replace(
+                sampling_from(max_tokens, temperature, None, repeat_penalty, seed, family),
+                logprobs=0 if confidence else None,
+            ),
             family=family.name if family else None,
             anchor="text-layer" if anchor == "text-layer" else "none",
             time_limit_s=time_limit_s,
@@ -196,7 +225,12 @@ def convert_command(
             concurrency=concurrency,
             force=force,
             skip_blank=skip_blank,
-            chunks=ChunkOptions(size=chunk_size, overlap=chunk_overlap),
+            chunks=ChunkOptions(
+                size=chunk_size,
+                overlap=chunk_overlap,
+                by="section" if chunk_by == "section" else "page",
+                tokenizer=chunk_tokenizer,
+            ),
         )
     except (PagescribeError, ValueError) as exc:
         raise click.UsageError(getattr(exc, "message", str(exc))) from exc

@@ -47,7 +47,7 @@ def iter_inputs(path: Path, pages: str | None) -> Iterator[RenderedPage]:
 def describe_command(
     files: tuple[Path, ...],
     prompt: str | None,
-    prompt_file: Path | None,
+    prompt_file: str | None,
     max_tokens: int,
     temperature: float,
     top_p: float,

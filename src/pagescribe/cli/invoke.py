@@ -73,7 +73,7 @@ def invoke_command(
     region: str | None,
     profile: str | None,
     prompt: str | None,
-    prompt_file: Path | None,
+    prompt_file: str | None,
     max_tokens: int | None,
     temperature: float | None,
     top_p: float | None,

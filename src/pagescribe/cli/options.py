@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -12,7 +11,9 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from pagescribe.engine.options import EngineOptions
+from pagescribe.errors import PagescribeError
 from pagescribe.models.families import DEFAULT_FAMILY, FAMILIES, Family
+from pagescribe.prompts import load_prompt
 from pagescribe.types import SamplingParams
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -101,9 +102,9 @@ def generation_options(func: F) -> F:
             click.option("--prompt", "-p", default=None, help="The instruction (default: the document prompt)."),
             click.option(
                 "--prompt-file",
-                type=click.Path(exists=True, dir_okay=False, path_type=Path),
                 default=None,
-                help="Read the instruction from a file.",
+                metavar="FILE|NAME",
+                help="The instruction: a text file, or a packaged prompt by name (document, markdown).",
             ),
             click.option("--max-tokens", type=click.IntRange(1, 1_000_000), default=None,
                          help="Tokens to generate per page [default: the model family's, 1024 for LLaVA-1.5]."),
@@ -135,12 +136,16 @@ def sampling_from(
     )
 
 
-def prompt_text(prompt: str | None, prompt_file: Path | None, family: Family | None = None) -> str:
-    """The user's prompt, or the model family's document prompt (the packaged ``document`` one for LLaVA-1.5)."""
+def prompt_text(prompt: str | None, prompt_file: str | None, family: Family | None = None) -> str:
+    """The user's prompt, a prompt file or packaged prompt by name, or the model family's document prompt (the
+    packaged ``document`` one for LLaVA-1.5)."""
     if prompt is not None and prompt_file is not None:
         raise click.UsageError("give --prompt or --prompt-file, not both")
-    if prompt_file is not None:
-        return prompt_file.read_text(encoding="utf-8")
     if prompt is not None:
         return prompt
-    return (family or FAMILIES[DEFAULT_FAMILY]).document_prompt().text
+    if prompt_file is None:
+        return (family or FAMILIES[DEFAULT_FAMILY]).document_prompt().text
+    try:
+        return load_prompt(prompt_file).text
+    except PagescribeError as exc:
+        raise click.UsageError(exc.message) from exc

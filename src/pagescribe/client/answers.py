@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, cast, get_args
 
 from pagescribe.errors import EngineError
-from pagescribe.types import FinishReason, GenerationResult, Timings, Usage
+from pagescribe.types import FinishReason, GenerationResult, Timings, TokenLogprob, Usage
 from pagescribe.wire.errors import exception_for
 
 _TIMINGS = ("image_encode_ms", "prompt_ms", "generate_ms")
@@ -40,9 +40,22 @@ def result_from_json(data: Any, *, source: str) -> GenerationResult:
             ),
             timings=Timings(**{key: float(timings.get(key, 0.0)) for key in _TIMINGS}),
             model=str(answer.get("model") or ""),
+            logprobs=_logprobs(answer.get("logprobs")),
         )
-    except (TypeError, ValueError) as exc:
-        raise EngineError(f"{source} sent an answer with malformed usage or timings: {exc}") from exc
+    except (TypeError, ValueError, KeyError) as exc:
+        raise EngineError(f"{source} sent an answer with malformed usage, timings or logprobs: {exc}") from exc
+
+
+def _logprobs(value: Any) -> tuple[TokenLogprob, ...] | None:
+    """The answer's ``logprobs`` (OpenAI's token entries), when it has them."""
+    if not isinstance(value, list):
+        return None
+    return tuple(_entry(item) for item in value)
+
+
+def _entry(item: Mapping[str, Any]) -> TokenLogprob:
+    top = tuple(_entry(t) for t in item.get("top_logprobs") or ())
+    return TokenLogprob(str(item["token"]), float(item["logprob"]), bytes(item.get("bytes") or ()), top=top)
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

@@ -14,7 +14,16 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 
-from pagescribe.types import FinishReason, GenerationRequest, GenerationResult, Message, TextPart, Timings, Usage
+from pagescribe.types import (
+    FinishReason,
+    GenerationRequest,
+    GenerationResult,
+    Message,
+    TextPart,
+    Timings,
+    TokenLogprob,
+    Usage,
+)
 
 #: Follow-up requests one answer may take before its time-limited text is returned as it is.
 DEFAULT_MAX_CONTINUATIONS = 32
@@ -86,7 +95,13 @@ class Continuation:
             ),
             model=last.model or first.model,
             continuations=len(self.results) - 1,
+            logprobs=self._logprobs(),
         )
+
+    def _logprobs(self) -> tuple[TokenLogprob, ...] | None:
+        if all(r.logprobs is None for r in self.results):
+            return None
+        return tuple(t for r in self.results for t in r.logprobs or ())
 
     def _stop_index(self) -> int | None:
         """Where a stop string starts in the stitched text, if one spans a cut (each piece checked its own)."""

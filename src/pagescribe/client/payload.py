@@ -73,6 +73,10 @@ def wire_parameters(request: GenerationRequest) -> dict[str, Any]:
     out = {name: values[name] for name in values if name in names}
     if "stop" in out:
         out["stop"] = list(params.stop)
+    if out.pop("logprobs", None) is not None:
+        out["logprobs"] = True
+        if params.logprobs:
+            out["top_logprobs"] = params.logprobs
     if request.time_limit_s is not None:
         out["time_limit_s"] = request.time_limit_s
     return out

@@ -52,6 +52,8 @@ class Parameters(TypedDict, total=False):
     stop: str | list[str]
     response_format: dict[str, Any]
     time_limit_s: float
+    logprobs: bool
+    top_logprobs: int
 
 
 class Transport(Protocol):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pagescribe.engine.base import Health, Work
 from pagescribe.engine.queue import Heartbeat, Job, WorkQueue
 from pagescribe.errors import EngineError, ModelError, NotReady, PagescribeError
-from pagescribe.types import FinishReason, GenerationRequest, GenerationResult, Timings, Usage
+from pagescribe.types import FinishReason, GenerationRequest, GenerationResult, Timings, TokenLogprob, Usage
 
 log = logging.getLogger("pagescribe.engine")
 
@@ -38,7 +38,8 @@ class FakeEngine:
     cancellation tests); ``fail_on`` makes requests whose text contains that string fail with ``EngineError``;
     ``error`` makes every request fail with it after ``error_after`` words, as the real engine fails: one of
     pagescribe's errors reaches the reader as it is, anything else is logged as a defect and reaches the reader
-    as ``EngineError``; ``load_error`` makes ``load`` fail; every request received is kept in ``requests``, and
+    as ``EngineError``; ``load_error`` makes ``load`` fail; asked for logprobs, every word gets ``FAKE_LOGPROB``;
+    every request received is kept in ``requests``, and
     ``peak_running`` is the most that ran at once.
     """
 
@@ -189,4 +190,19 @@ class FakeEngine:
             usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(run.out)),
             timings=Timings(generate_ms=(time.perf_counter() - run.started) * 1000),
             model=self.model_id,
+            logprobs=_logprobs(run.out, request.params.logprobs),
         ))
+
+
+#: The log-probability the fake gives every word it says (its alternatives are less likely by 1 each).
+FAKE_LOGPROB = -0.25
+
+
+def _logprobs(words: list[str], top: int | None) -> tuple[TokenLogprob, ...] | None:
+    if top is None:
+        return None
+    return tuple(
+        TokenLogprob(w, FAKE_LOGPROB, w.encode(), i, tuple(TokenLogprob(w, FAKE_LOGPROB - k, w.encode(), i)
+                                                          for k in range(top)))
+        for i, w in enumerate(words)
+    )

@@ -217,6 +217,20 @@ class NativeModel:
     def clear(self) -> None:
         self._lib.llama_memory_clear(self.memory, True)
 
+    def logprobs(self, index: int, token: int, top: int) -> tuple[float, list[tuple[int, float]]]:
+        """The log-probability of ``token`` in the logits at batch ``index`` (their softmax), and the ``top`` most
+        likely tokens there with theirs, best first."""
+        pointer = self._lib.llama_get_logits_ith(self.ctx, index)
+        logits = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,)).astype(np.float64)
+        peak = float(logits.max())
+        norm = peak + float(np.log(np.exp(logits - peak).sum()))
+        best: list[tuple[int, float]] = []
+        if top > 0:
+            ids = np.argpartition(-logits, min(top, self.n_vocab - 1))[:top]
+            ids = ids[np.argsort(-logits[ids], kind="stable")]
+            best = [(int(i), float(logits[i]) - norm) for i in ids]
+        return float(logits[token]) - norm, best
+
     def decode(self, batch: Any) -> int:
         """``llama_decode``: 0 ok, 1 no room in the KV cache, negative an error."""
         return int(self._lib.llama_decode(self.ctx, batch))

@@ -32,10 +32,11 @@ from pagescribe.engine.sampling import Sampler
 from pagescribe.engine.slots import Slot, best_prefix
 from pagescribe.engine.textstream import TextStream
 from pagescribe.engine.tokens import AnswerTokens, ImageKey, TokenizedPrompt, cells, common_prefix, span
+from pagescribe.engine.truncate import truncate_text
 from pagescribe.errors import ContextOverflow, EngineError, NotReady
 from pagescribe.images import fit_image
 from pagescribe.models.families import FAMILIES, Family
-from pagescribe.types import FinishReason, GenerationRequest, GenerationResult, ImagePart, Message
+from pagescribe.types import FinishReason, GenerationRequest, GenerationResult, ImagePart, Message, TokenLogprob
 
 log = logging.getLogger("pagescribe.engine")
 
@@ -168,8 +169,12 @@ class BatchScheduler:
 
     def _tokenize(self, job: Job) -> TokenizedPrompt | None:
         """The job's prompt, or ``None`` after answering the job with why it cannot run."""
+        request = job.request
         try:
-            messages = sized_images(job.request, self.family)
+            messages = sized_images(request, self.family)
+            if request.truncate is not None:
+                native = self.native
+                messages = truncate_text(messages, request.truncate, tokenize=native.tokenize, piece=native.piece)
             prompt = TokenizedPrompt(self.native, self.template.render(messages), answers=self.answers)
         except Exception as exc:
             job.finish(exc)
@@ -242,7 +247,7 @@ class BatchScheduler:
         slot.sampler = Sampler(self.native.model, self.native.vocab, params)
         slot.text = TextStream(params.stop)
         slot.n_generated, slot.next_token, slot.out_index = 0, -1, -1
-        slot.generated, slot.complete, slot.steps = [], 0, 0
+        slot.generated, slot.complete, slot.steps, slot.logprobs = [], 0, 0, []
         slot.started, slot.first_token, slot.encode_ms = time.perf_counter(), 0.0, 0.0
         return donor is not None
 
@@ -414,6 +419,8 @@ class BatchScheduler:
         data = self.native.piece(token, special=self.family.special_output)
         if slot.n_generated == 1 and self.native.space_prefix and not slot.prompt_continues():
             data = data.removeprefix(b" ")  # SentencePiece's word-start marker, not text
+        if params.logprobs is not None:
+            slot.logprobs.append(self._logprob(slot.out_index, token, data, top=params.logprobs))
         piece = slot.text.push(data)
         if not slot.text.pending:
             slot.complete = slot.n_generated
@@ -425,6 +432,16 @@ class BatchScheduler:
             self._finish(slot, "length")
         else:
             slot.next_token = token
+
+    def _logprob(self, index: int, token: int, data: bytes, *, top: int) -> TokenLogprob:
+        """The sampled token's log-probability under the logits it was drawn from, and the ``top`` likeliest."""
+        logprob, best = self.native.logprobs(index, token, top)
+        alternatives = tuple(TokenLogprob(_text(self.native.piece(i)), lp, self.native.piece(i), i) for i, lp in best)
+        return TokenLogprob(_text(data), logprob, data, token, alternatives)
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
 
 
 def sized_images(request: GenerationRequest, family: Family) -> tuple[Message, ...]:

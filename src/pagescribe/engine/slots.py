@@ -13,7 +13,7 @@ from pagescribe.engine.queue import Job
 from pagescribe.engine.sampling import Sampler
 from pagescribe.engine.textstream import TextStream
 from pagescribe.engine.tokens import ImageKey, Key, TokenizedPrompt, common_prefix, span
-from pagescribe.types import FinishReason, GenerationResult, Timings, Usage
+from pagescribe.types import FinishReason, GenerationResult, Timings, TokenLogprob, Usage
 
 
 @dataclass
@@ -35,6 +35,7 @@ class Slot:
     out_index: int = -1
     n_generated: int = 0
     generated: list[int] = field(default_factory=list)  # tokens generated for the request, in order
+    logprobs: list[TokenLogprob] = field(default_factory=list)  # theirs, when the request asked for them
     complete: int = 0  # leading generated tokens that decode to whole characters
     steps: int = 0  # batch steps the request took part in (a deadline stops it only after the first)
     partial: tuple[ImageKey, int] | None = None  # an image a cut request left half evaluated here (key, rows)
@@ -86,6 +87,7 @@ class Slot:
         now = time.perf_counter()
         first = self.first_token or now
         assert self.prompt is not None and self.text is not None
+        wanted = self.job is not None and self.job.request.params.logprobs is not None
         return GenerationResult(
             text=self.text.text,
             finish_reason=finish,
@@ -101,7 +103,20 @@ class Slot:
                 generate_ms=(now - first) * 1000 if self.first_token else 0.0,
             ),
             model=model_id,
+            logprobs=emitted(self.logprobs, self.text.text) if wanted else None,
         )
+
+
+def emitted(logprobs: list[TokenLogprob], text: str) -> tuple[TokenLogprob, ...]:
+    """The tokens whose bytes made ``text``: a stop string's tokens and an incomplete character's are left out."""
+    budget = len(text.encode("utf-8"))
+    kept: list[TokenLogprob] = []
+    for entry in logprobs:
+        budget -= len(entry.data)
+        if budget < 0:
+            break
+        kept.append(entry)
+    return tuple(kept)
 
 
 def best_prefix(slots: list[Slot], keys: list[Key]) -> tuple[Slot | None, int, int]:

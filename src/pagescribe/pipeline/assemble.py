@@ -54,6 +54,7 @@ def page_record(
         attempts=transcription.attempts,
         continuations=transcription.continuations,
         raw_text=transcription.raw_text,
+        confidence=transcription.confidence,
         cached=cached,
     )
 

@@ -33,6 +33,8 @@ class Transcription:
     error: str | None = None
     continuations: int = 0
     raw_text: str | None = None  # the model's answer when the text was made from it (DocTags made Markdown)
+    #: The geometric mean of the answer's token probabilities, when the parameters asked for logprobs.
+    confidence: float | None = None
     # A backend failure (network, overload) may pass: such a result is never cached, so a rerun tries again.
     transient: bool = False
 
@@ -75,6 +77,7 @@ class PageRecord:
     attempts: int = 0
     continuations: int = 0
     raw_text: str | None = None
+    confidence: float | None = None
     # Reused from an earlier run's cache: kept out of the JSON, so a resumed run writes the same records.
     cached: bool = field(default=False, compare=False)
 

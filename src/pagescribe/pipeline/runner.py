@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pagescribe.client import Client
 from pagescribe.engine.base import Engine
@@ -31,6 +32,7 @@ from pagescribe.pipeline.options import ConvertOptions
 from pagescribe.pipeline.progress import ProgressSink, QuietProgress
 from pagescribe.pipeline.records import PageRecord, Transcription
 from pagescribe.pipeline.render import RenderedPage, count_pages, render_document
+from pagescribe.pipeline.sections import load_tokenizer
 from pagescribe.pipeline.sources import DocumentKind, Source, discover, file_sha256
 from pagescribe.pipeline.summary import RunSummary, summarize_run
 from pagescribe.pipeline.transcribe import summarize, transcribe
@@ -92,6 +94,9 @@ class Conversion:
         self.cache = PageCache(self.options.cache_dir or self.out_dir / ".pagescribe-cache")
         self.summary: RunSummary | None = None
         self._docs: list[_Document] = []
+        # loaded now, so a wrong tokenizer is an error before any page is converted, not after all of them
+        chunks = self.options.chunks
+        self._tokenizer = load_tokenizer(chunks.tokenizer) if chunks.tokenizer else None
 
     @property
     def concurrency(self) -> int:
@@ -219,16 +224,25 @@ class Conversion:
 
     def _finish(self, elapsed_s: float) -> None:
         docs = sorted(self._docs, key=lambda d: d.order)
-        self.summary = write_run(self.out_dir, [d.records for d in docs], self.options.chunks, elapsed_s=elapsed_s)
+        self.summary = write_run(
+            self.out_dir, [d.records for d in docs], self.options.chunks, elapsed_s=elapsed_s, tokenizer=self._tokenizer
+        )
         self.progress.finish(self.summary)
 
 
 def write_run(
-    out_dir: Path, documents: list[list[PageRecord]], chunks: ChunkOptions, *, elapsed_s: float
+    out_dir: Path,
+    documents: list[list[PageRecord]],
+    chunks: ChunkOptions,
+    *,
+    elapsed_s: float,
+    tokenizer: Any | None = None,
 ) -> RunSummary:
-    """The run's own files: ``chunks.jsonl`` over every document's records in page order, and ``summary.json``."""
+    """The run's own files: ``chunks.jsonl`` over every document's records in page order (section tokens counted
+    with ``tokenizer``, default the one ``chunks`` names), and ``summary.json``."""
     records = [r for d in documents for r in sorted(d, key=page_order)]
-    atomic_write_text(out_dir / CHUNKS_FILE, "".join(json_line(c.to_json()) for c in chunk_records(records, chunks)))
+    pieces = chunk_records(records, chunks, tokenizer=tokenizer)
+    atomic_write_text(out_dir / CHUNKS_FILE, "".join(json_line(c.to_json()) for c in pieces))
     summary = summarize_run(documents, elapsed_s=elapsed_s)
     atomic_write_text(out_dir / SUMMARY_FILE, json_line(summary.to_json()))
     return summary

@@ -207,6 +207,7 @@ def summarize(attempts: tuple[Attempt, ...], *, options: TranscribeOptions, mode
         timings={k: round(v, 3) for k, v in timings.items()},
         attempts=len(attempts),
         continuations=sum(a.result.continuations for a in attempts if a.result is not None),
+        confidence=last.result.confidence if ok and last.result is not None else None,
         reason=None if ok else last.reason,
         error=None if ok else "; ".join(f"attempt {i}: {a.problem}" for i, a in enumerate(attempts, 1)),
         transient=last.transient,

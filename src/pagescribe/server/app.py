@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from pagescribe.engine.base import Engine
 from pagescribe.errors import PagescribeError
-from pagescribe.server import routes
+from pagescribe.server import playground, routes
 from pagescribe.server.auth import ApiKeyMiddleware
 from pagescribe.server.metrics import Metrics
 from pagescribe.server.middleware import RequestMiddleware
@@ -28,7 +28,7 @@ def create_app(settings: ServerSettings, engine: Engine) -> Starlette:
     """The server for ``engine``. Its lifespan starts loading the model and closes the engine at the end."""
     metrics = Metrics()
     runtime = Runtime(engine, settings=settings, metrics=metrics)
-    table = _routes()
+    table = _routes() + (playground.routes() if settings.ui else [])
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -62,6 +62,7 @@ def _routes() -> list[BaseRoute]:
         Route("/endpoints/{name}/invocations-response-stream", routes.runtime_stream, methods=["POST"]),
         Route("/v1/chat/completions", routes.chat_completions, methods=["POST"]),
         Route("/v1/models", routes.models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", routes.model, methods=["GET"]),
         Route("/metrics", routes.metrics, methods=["GET"]),
         Route("/openapi.json", routes.openapi_document, methods=["GET"]),
     ]

@@ -18,7 +18,8 @@ from pagescribe.server.middleware import LOG_FIELDS
 from pagescribe.wire.errors import error_body, kind_of
 
 #: Routes anyone may call, key or not.
-OPEN_PATHS = frozenset({"/ping", "/execution-parameters"})
+#: Health checks, and the playground's static files (its calls to the model need the key like any other).
+OPEN_PATHS = frozenset({"/ping", "/execution-parameters", "/ui", "/ui/", "/ui/index.html", "/ui/app.js", "/ui/app.css"})
 _HEADER_NAME = "X-Api-Key"
 
 

@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -22,8 +22,8 @@ from pagescribe.server import streams
 from pagescribe.server.runtime import Runtime
 from pagescribe.server.settings import ServerSettings
 from pagescribe.types import GenerationRequest, GenerationResult
-from pagescribe.wire import openai, sagemaker
-from pagescribe.wire.dispatch import WireRequest
+from pagescribe.wire import openai, sagemaker, tgi
+from pagescribe.wire.dispatch import WireRequest, to_requests
 from pagescribe.wire.jsonlines import MEDIA_TYPE as JSONLINES
 
 T = TypeVar("T")
@@ -71,13 +71,9 @@ async def translate(call: Call, wire: WireRequest, *, request_id: str | None = N
     Each request's time budget (its own, else the server's default) counts from the call's arrival, so queueing
     spends it too; the engine holds the request to that deadline.
     """
-    policy = call.settings.media_policy
-    rid = request_id or call.request_id
-    convert: Callable[[], list[GenerationRequest]]
-    if isinstance(wire, sagemaker.DialogBatchRequest):
-        convert = functools.partial(sagemaker.to_requests, wire, policy=policy, request_id=rid)
-    else:
-        convert = functools.partial(_one_chat, wire, policy, rid)
+    convert = functools.partial(
+        to_requests, wire, policy=call.settings.media_policy, request_id=request_id or call.request_id
+    )
     built = await anyio.to_thread.run_sync(convert, limiter=call.runtime.decode_limiter)
     limit = call.settings.time_limit_s
     requests = [
@@ -88,10 +84,6 @@ async def translate(call: Call, wire: WireRequest, *, request_id: str | None = N
     if call.settings.debug:
         call.log["prompt"] = [m.text for r in requests for m in r.messages]
     return requests
-
-
-def _one_chat(wire: openai.ChatCompletionRequest, policy: Any, request_id: str) -> list[GenerationRequest]:
-    return [openai.to_request(wire, policy=policy, request_id=request_id)]
 
 
 async def until_disconnect(call: Call, work: Awaitable[T], jobs: Sequence[AsyncEvents]) -> T:
@@ -142,9 +134,11 @@ async def answer(call: Call, wire: WireRequest) -> Answer:
 
 
 def complete(call: Call, wire: WireRequest, done: Sequence[GenerationResult]) -> Any:
-    """The non-streamed answer body: format A's list, or a ``chat.completion``."""
+    """The non-streamed answer body: format A's list, TGI's list, or a ``chat.completion``."""
     if isinstance(wire, sagemaker.DialogBatchRequest):
         return [sagemaker.answer(r) for r in done]
+    if isinstance(wire, tgi.TgiRequest):
+        return [tgi.answer(done[0], wire)]
     return openai.completion(done[0], **_chat_ids(call))
 
 
@@ -160,6 +154,8 @@ async def _streamed(call: Call, wire: WireRequest, jobs: list[AsyncEvents]) -> A
     items = _rejoin(first, events)
     if isinstance(wire, sagemaker.DialogBatchRequest):
         return Answer(JSONLINES, chunks=streams.dialog_lines(jobs, items, note=call.note))
+    if isinstance(wire, tgi.TgiRequest):
+        return Answer(streams.SSE, chunks=streams.tgi_events(jobs[0], items, note=call.note, body=wire))
     include_usage = wire.stream_options is not None and wire.stream_options.include_usage
     chunks = streams.chat_events(
         jobs[0],

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 
 import pagescribe
 from pagescribe.wire.openai import ChatCompletionRequest
 from pagescribe.wire.sagemaker import DialogBatchRequest
+from pagescribe.wire.tgi import TgiRequest
 
 _REF = "#/components/schemas/{model}"
 
@@ -50,6 +51,26 @@ class DialogAnswer(BaseModel):
     usage: Usage
     model: str
     timings: Timings
+    logprobs: list[dict[str, Any]] | None = None
+    confidence: float | None = None
+
+
+class TgiDetails(BaseModel):
+    finish_reason: Literal["eos_token", "length", "stop_sequence"]
+    generated_tokens: int
+    seed: int | None
+    prefill: list[dict[str, Any]]
+    tokens: list[dict[str, Any]]
+    top_tokens: list[list[dict[str, Any]]] | None = None
+
+
+class TgiAnswer(BaseModel):
+    """Format C's answer, TGI's: the text (and the details when asked), nothing else."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    generated_text: str
+    details: TgiDetails | None = None
 
 
 class ChoiceMessage(BaseModel):
@@ -60,6 +81,7 @@ class ChoiceMessage(BaseModel):
 class Choice(BaseModel):
     index: int
     message: ChoiceMessage
+    logprobs: dict[str, Any] | None = None
     finish_reason: str
     stop_reason: str
 
@@ -115,17 +137,19 @@ class ModelList(BaseModel):
 
 _RESPONSE_MODELS: list[type[BaseModel]] = [
     DialogAnswer,
+    TgiAnswer,
     ChatCompletion,
     ErrorBody,
     Health,
     ExecutionParameters,
     ModelList,
+    ModelCard,
 ]
 
 
 def build_openapi() -> dict[str, Any]:
     """The document served at ``/openapi.json``."""
-    inputs = [(m, "validation") for m in (DialogBatchRequest, ChatCompletionRequest)]
+    inputs = [(m, "validation") for m in (DialogBatchRequest, TgiRequest, ChatCompletionRequest)]
     outputs = [(m, "serialization") for m in _RESPONSE_MODELS]
     _, top = models_json_schema([*inputs, *outputs], ref_template=_REF)  # type: ignore[list-item]
     return {
@@ -183,6 +207,17 @@ def _service_paths() -> dict[str, Any]:
                 "responses": {"200": _json(_ref("ModelList"), "models"), **_errors(401)},
             }
         },
+        "/v1/models/{model_id}": {
+            "get": {
+                "summary": "The loaded model by its id (404 for any other)",
+                "parameters": [{"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": _json(_ref("ModelCard"), "the model"),
+                    "404": _json(_ref("ErrorBody"), "no such model"),
+                    **_errors(401),
+                },
+            }
+        },
     }
 
 
@@ -197,7 +232,10 @@ _SSE_EVENT = {
                 {"const": "[DONE]"},
                 {
                     "contentMediaType": "application/json",
-                    "contentSchema": {"type": "object", "anyOf": [{"required": ["choices"]}, {"required": ["error"]}]},
+                    "contentSchema": {
+                        "type": "object",
+                        "anyOf": [{"required": ["choices"]}, {"required": ["token"]}, {"required": ["error"]}],
+                    },
                 },
             ],
         }
@@ -208,12 +246,18 @@ _SSE_EVENT = {
 def _generation_paths() -> dict[str, Any]:
     text = {"schema": {"type": "string"}}
     sse = {"schema": _SSE_EVENT}
-    invocation = {"oneOf": [{"type": "array", "items": _ref("DialogAnswer")}, _ref("ChatCompletion")]}
-    a_or_b = {"oneOf": [_ref("DialogBatchRequest"), _ref("ChatCompletionRequest")]}
+    invocation = {
+        "oneOf": [
+            {"type": "array", "items": _ref("DialogAnswer")},
+            {"type": "array", "items": _ref("TgiAnswer")},
+            _ref("ChatCompletion"),
+        ]
+    }
+    a_or_b = {"oneOf": [_ref("DialogBatchRequest"), _ref("TgiRequest"), _ref("ChatCompletionRequest")]}
     return {
         "/invocations": {
             "post": {
-                "summary": "Dialog batch, OpenAI chat completion, or a JSON Lines batch of either",
+                "summary": "Dialog batch, TGI request, OpenAI chat completion, or a JSON Lines batch of them",
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": a_or_b}, "application/jsonlines": text},

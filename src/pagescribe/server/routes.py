@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
@@ -27,10 +28,13 @@ from pagescribe.server.settings import MiB, ServerSettings
 from pagescribe.wire import eventstream, openai
 from pagescribe.wire.dispatch import parse_chat, parse_invocation, parse_json
 from pagescribe.wire.errors import error_body, error_headers, kind_of
+from pagescribe.wire.openai import ChatCompletionRequest
 from pagescribe.wire.sagemaker import DialogBatchRequest
+from pagescribe.wire.tgi import TgiRequest
 
 log = logging.getLogger("pagescribe.server")
 
+_FORMATS = {DialogBatchRequest: "dialog", ChatCompletionRequest: "chat", TgiRequest: "tgi"}
 CLIENT_CLOSED = 499  # nginx's "client closed request": logged, never seen by anyone
 _VARIANT = {"x-Amzn-Invoked-Production-Variant": "AllTraffic"}
 
@@ -72,6 +76,15 @@ async def models(request: Request) -> Response:
     """The loaded model, OpenAI-style."""
     runtime = services(request).runtime
     return JSONResponse(openai.model_list(runtime.engine.model_id, created=runtime.started_at))
+
+
+async def model(request: Request) -> Response:
+    """``GET /v1/models/{id}``: the loaded model, or 404 for any other id (what ``openai.models.retrieve`` reads)."""
+    runtime = services(request).runtime
+    wanted = request.path_params["model_id"]
+    if wanted != runtime.engine.model_id:
+        raise HTTPException(404, f"no model {wanted!r}: this server serves {runtime.engine.model_id!r}")
+    return JSONResponse(openai.model_object(wanted, created=runtime.started_at))
 
 
 async def metrics(request: Request) -> Response:
@@ -139,7 +152,7 @@ async def _answer(request: Request, *, chat_only: bool) -> invoke.Answer:
         return await batch.answer(call, body)
     data = parse_json(body)
     wire = parse_chat(data) if chat_only else parse_invocation(data)
-    call.log["format"] = "dialog" if isinstance(wire, DialogBatchRequest) else "chat"
+    call.log["format"] = _FORMATS[type(wire)]
     return await invoke.answer(call, wire)
 
 

@@ -62,6 +62,7 @@ class ServerSettings(EngineOptions):
     log_level: LogLevel = Field(default="info", description="log level")
     debug: bool = Field(default=False, description="log prompt text (never image bytes)")
     sagemaker: bool | None = Field(default=None, description="SageMaker conventions (default: detected)")
+    ui: bool = Field(default=True, description="serve the playground page at /ui (off under SageMaker)")
 
     def engine_options(self) -> EngineOptions:
         """The engine's part of these settings."""
@@ -114,7 +115,7 @@ class SageMakerDefaults(PydanticBaseSettingsSource):
 
     Applies when ``sagemaker`` is set, or when SageMaker's signs are present (``SAGEMAKER_BIND_TO_PORT`` or
     the ``/opt/ml/model`` directory): listen on ``0.0.0.0:$SAGEMAKER_BIND_TO_PORT`` (8080), load the model
-    from ``/opt/ml/model``, give requests 50 s so they finish inside the 60 s real-time limit.
+    from ``/opt/ml/model``, give requests 50 s so they finish inside the 60 s real-time limit, serve no playground.
     """
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
@@ -132,6 +133,7 @@ class SageMakerDefaults(PydanticBaseSettingsSource):
             "port": env.get("SAGEMAKER_BIND_TO_PORT", "8080"),
             "time_limit_s": SAGEMAKER_TIME_LIMIT_S,
             "model": str(SAGEMAKER_MODEL_DIR),
+            "ui": False,
         }
         level = env.get("SAGEMAKER_CONTAINER_LOG_LEVEL", "")
         if level.isdigit():  # SageMaker passes Python's numeric levels (20 = INFO)

@@ -1,4 +1,4 @@
-"""Streamed answers: format A as JSON lines, format B as server-sent events.
+"""Streamed answers: format A as JSON lines, formats B and C as server-sent events (OpenAI's chunks, TGI's tokens).
 
 A stream yields bytes, or one ``StreamFailure`` if something breaks after the answer began: plain HTTP
 writes the failure's ``line`` (an error record in the stream's own format), the AWS event stream turns it
@@ -17,7 +17,7 @@ from typing import Any
 from pagescribe.engine.sinks import AsyncEvents, Item
 from pagescribe.errors import PagescribeError
 from pagescribe.types import GenerationResult
-from pagescribe.wire import openai, sagemaker
+from pagescribe.wire import openai, sagemaker, tgi
 from pagescribe.wire.errors import error_body, kind_of
 from pagescribe.wire.jsonlines import encode_line
 
@@ -67,15 +67,18 @@ async def chat_events(
 ) -> AsyncIterator[Chunk]:
     """OpenAI ``chat.completion.chunk`` events, ending with ``data: [DONE]``."""
 
-    def event(delta: dict[str, str], *, finish: str | None = None) -> bytes:
-        return sse(openai.chunk(completion_id=completion_id, created=created, model=model, delta=delta, finish=finish))
+    def event(delta: dict[str, str], *, finish: str | None = None, logprobs: dict[str, Any] | None = None) -> bytes:
+        chunk = openai.chunk(
+            completion_id=completion_id, created=created, model=model, delta=delta, finish=finish, logprobs=logprobs
+        )
+        return sse(chunk)
 
     try:
         yield event({"role": "assistant", "content": ""})
         async for item in items:
             if isinstance(item, GenerationResult):
                 note([item])
-                yield event({}, finish=openai.finish_reason(item))
+                yield event({}, finish=openai.finish_reason(item), logprobs=openai.choice_logprobs(item))
                 if include_usage:
                     yield sse(openai.usage_chunk(item, completion_id=completion_id, created=created))
             else:
@@ -83,6 +86,23 @@ async def chat_events(
         yield b"data: [DONE]\n\n"
     except Exception as exc:
         yield failure(exc, sse(error_body(exc, openai=True)))
+    finally:
+        job.cancel.cancel()
+
+
+async def tgi_events(
+    job: AsyncEvents, items: AsyncIterator[Item], *, note: Note, body: tgi.TgiRequest
+) -> AsyncIterator[Chunk]:
+    """TGI's ``data:{"token": ...}`` events, the last with ``generated_text`` (and ``details`` when asked)."""
+    try:
+        async for item in items:
+            if isinstance(item, GenerationResult):
+                note([item])
+                yield tgi.final_event(item, body)
+            else:
+                yield tgi.token_event(item)
+    except Exception as exc:
+        yield failure(exc, sse(error_body(exc)))
     finally:
         job.cancel.cancel()
 

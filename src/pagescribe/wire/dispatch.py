@@ -7,21 +7,50 @@ keeping whichever does not fail, so the 400 for a malformed request speaks about
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from pagescribe.errors import InvalidRequest
+from pagescribe.types import GenerationRequest
+from pagescribe.wire import openai, sagemaker, tgi
 from pagescribe.wire.errors import from_validation
+from pagescribe.wire.media import MediaPolicy
 from pagescribe.wire.openai import ChatCompletionRequest
 from pagescribe.wire.sagemaker import DialogBatchRequest
+from pagescribe.wire.tgi import TgiRequest
 
-WireRequest = DialogBatchRequest | ChatCompletionRequest
-M = TypeVar("M", DialogBatchRequest, ChatCompletionRequest)
+log = logging.getLogger("pagescribe.wire")
+
+WireRequest = DialogBatchRequest | ChatCompletionRequest | TgiRequest
+M = TypeVar("M", DialogBatchRequest, ChatCompletionRequest, TgiRequest)
 
 EXPECTED = (
     'expected a dialog batch {"inputs": [[{"role": ..., "content": ..., "image": ...}]], '
-    '"parameters": {...}} or an OpenAI chat completion {"messages": [...]}'
+    '"parameters": {...}}, a TGI request {"inputs": "<text>", "parameters": {...}} '
+    'or an OpenAI chat completion {"messages": [...]}'
+)
+
+#: Keys that known clients put into request bodies although they are about the transport, not the generation:
+#: LiteLLM's ``sagemaker/`` and ``sagemaker_chat/`` routes forward their own arguments (the endpoint URL, AWS
+#: credentials and region, the inference component). None can change what the model says, so they are dropped with
+#: a log line naming them (never their values); every other unknown field is still a 400.
+TRANSPORT_KEYS = frozenset(
+    {
+        "sagemaker_base_url",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "aws_region_name",
+        "aws_profile_name",
+        "aws_role_name",
+        "aws_session_name",
+        "aws_web_identity_token",
+        "aws_sts_endpoint",
+        "aws_bedrock_runtime_endpoint",
+        "model_id",
+    }
 )
 
 
@@ -39,6 +68,9 @@ def parse_json(body: bytes) -> Any:
 
 def parse_invocation(data: Any) -> WireRequest:
     """The request model for a decoded ``/invocations`` body."""
+    data = without_transport_keys(data)
+    if isinstance(data, dict) and isinstance(data.get("inputs"), str):
+        return validate(TgiRequest, data)
     if isinstance(data, dict) and "inputs" in data:
         return validate(DialogBatchRequest, data)
     if isinstance(data, dict) and "messages" in data:
@@ -47,11 +79,36 @@ def parse_invocation(data: Any) -> WireRequest:
     raise InvalidRequest(f"{EXPECTED}; got {got or 'an empty object'}")
 
 
+def to_requests(wire: WireRequest, *, policy: MediaPolicy, request_id: str) -> list[GenerationRequest]:
+    """The ``GenerationRequest``s a request model stands for (one per dialog in format A, else one); images are
+    decoded and checked here, in the caller's thread."""
+    if isinstance(wire, DialogBatchRequest):
+        return sagemaker.to_requests(wire, policy=policy, request_id=request_id)
+    if isinstance(wire, TgiRequest):
+        return [tgi.to_request(wire, policy=policy, request_id=request_id)]
+    return [openai.to_request(wire, policy=policy, request_id=request_id)]
+
+
 def parse_chat(data: Any) -> ChatCompletionRequest:
     """The body of ``/v1/chat/completions``."""
     if not isinstance(data, dict):
         raise InvalidRequest(f'expected an OpenAI chat completion {{"messages": [...]}}; got {_kind(data)}')
-    return validate(ChatCompletionRequest, data)
+    return validate(ChatCompletionRequest, without_transport_keys(data))
+
+
+def without_transport_keys(data: Any) -> Any:
+    """``data`` without ``TRANSPORT_KEYS`` at the top level and in ``parameters`` (logged when there were any)."""
+    if not isinstance(data, dict):
+        return data
+    dropped = sorted(k for k in data if k in TRANSPORT_KEYS)
+    cleaned = {k: v for k, v in data.items() if k not in TRANSPORT_KEYS}
+    parameters = cleaned.get("parameters")
+    if isinstance(parameters, dict):
+        dropped += sorted(f"parameters.{k}" for k in parameters if k in TRANSPORT_KEYS)
+        cleaned["parameters"] = {k: v for k, v in parameters.items() if k not in TRANSPORT_KEYS}
+    if dropped:
+        log.info("ignored transport keys", extra={"ignored": dropped})
+    return cleaned
 
 
 def validate(model: type[M], data: dict[str, Any]) -> M:

@@ -5,17 +5,23 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from pagescribe.types import GenerationRequest, GenerationResult, ImagePart, Message, Part, TextPart
-from pagescribe.wire.media import MediaPolicy, decode_url
-from pagescribe.wire.params import SamplingFields, Text, WireModel
+from pagescribe.types import GenerationRequest, GenerationResult, ImageInput, ImagePart, Message, Part, TextPart
+from pagescribe.wire.media import MediaPolicy, decode_inline, decode_url
+from pagescribe.wire.params import SamplingFields, Text, WireModel, with_prompt
 from pagescribe.wire.sagemaker import check_dialog
 
 
 class TextContent(WireModel):
+    """A text part (OpenAI's), or LangChain's standard text block, whose bookkeeping fields change nothing."""
+
     type: Literal["text"]
     text: Text
+    id: str | None = Field(default=None, max_length=256, description="LangChain: the block's id")
+    index: int | str | None = Field(default=None, description="LangChain: the block's place in a stream")
+    annotations: list[dict[str, Any]] | None = Field(default=None, description="LangChain: citations")
+    extras: dict[str, Any] | None = None
 
 
 class ImageURL(WireModel):
@@ -28,7 +34,45 @@ class ImageContent(WireModel):
     image_url: ImageURL
 
 
-ContentPart = Annotated[TextContent | ImageContent, Field(discriminator="type")]
+class ImageBlock(WireModel):
+    """LangChain's standard image content block: ``{"type": "image", "base64": ..., "mime_type": ...}`` or
+    ``{"type": "image", "url": ...}`` (LangChain 1.x), or the 0.3 form with ``source_type`` and ``data``."""
+
+    type: Literal["image"]
+    source_type: Literal["base64", "url"] | None = None
+    data: str | None = Field(default=None, description="base64 (with source_type base64)")
+    base64: str | None = None
+    url: str | None = Field(default=None, description="a data: URI (remote URLs only for allowlisted hosts)")
+    mime_type: str | None = Field(default=None, max_length=100)
+    id: str | None = Field(default=None, max_length=256, description="the block's own id (not a file id)")
+    index: int | str | None = None
+    extras: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    file_id: str | None = Field(default=None, description="refused: this server keeps no uploaded files")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ImageBlock:
+        if self.file_id is not None:
+            raise ValueError("file_id is not supported: send the image as base64 or a data: URL")
+        given = [name for name in ("data", "base64", "url") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("an image block needs exactly one of base64, data (with source_type base64) or url")
+        expected = {"base64": "data", "url": "url"}.get(self.source_type or "")
+        if expected is not None and given[0] != expected:
+            raise ValueError(f"source_type {self.source_type} needs {expected}")
+        return self
+
+    def decode(self, *, policy: MediaPolicy, source: str) -> ImageInput:
+        if self.url is not None:
+            return decode_url(self.url, policy=policy, source=f"{source}.url")
+        encoded = self.base64 if self.base64 is not None else self.data
+        assert encoded is not None
+        if self.mime_type:
+            encoded = f"data:{self.mime_type};base64,{encoded}"
+        return decode_inline(encoded, policy=policy, source=source)
+
+
+ContentPart = Annotated[TextContent | ImageContent | ImageBlock, Field(discriminator="type")]
 
 
 class ChatMessage(WireModel):
@@ -53,15 +97,13 @@ class ChatCompletionRequest(SamplingFields):
     stream_options: StreamOptions | None = None
     n: Literal[1] | None = None
     user: str | None = None
-    logprobs: Literal[False] | None = None
 
-    @field_validator("n", "logprobs", mode="before")
+    @field_validator("n", mode="before")
     @classmethod
-    def _exact_type(cls, value: Any, info: ValidationInfo) -> Any:
-        # A Literal compares by equality, so 1.0 and true would pass for n=1, and 0 for false.
-        wanted = int if info.field_name == "n" else bool
-        if value is not None and type(value) is not wanted:
-            raise ValueError(f"must be {'the integer 1' if wanted is int else 'false'}")
+    def _exact_type(cls, value: Any) -> Any:
+        # A Literal compares by equality, so 1.0 and true would pass for n=1.
+        if value is not None and type(value) is not int:
+            raise ValueError("must be the integer 1")
         return value
 
 
@@ -76,9 +118,10 @@ def to_request(
     default = body.max_completion_tokens or max_tokens_default
     check_dialog([m.role for m in body.messages], where="messages")
     policy.check_image_count(sum(_image_count(m) for m in body.messages), param="messages")
+    prompt = body.named_prompt()
     messages = tuple(_message(m, policy=policy, where=f"messages[{i}]") for i, m in enumerate(body.messages))
     return GenerationRequest(
-        messages=messages,
+        messages=with_prompt(messages, prompt),
         params=body.sampling_params(max_tokens_default=default),
         time_limit_s=body.time_limit_s,
         request_id=request_id,
@@ -88,7 +131,7 @@ def to_request(
 def _image_count(message: ChatMessage) -> int:
     if not isinstance(message.content, list):
         return 0
-    return sum(isinstance(part, ImageContent) for part in message.content)
+    return sum(isinstance(part, ImageContent | ImageBlock) for part in message.content)
 
 
 def _message(message: ChatMessage, *, policy: MediaPolicy, where: str) -> Message:
@@ -102,6 +145,8 @@ def _message(message: ChatMessage, *, policy: MediaPolicy, where: str) -> Messag
     for k, part in enumerate(content):
         if isinstance(part, TextContent):
             parts.append(TextPart(part.text))
+        elif isinstance(part, ImageBlock):
+            parts.append(ImagePart(part.decode(policy=policy, source=f"{where}.content[{k}]")))
         else:
             source = f"{where}.content[{k}].image_url"
             parts.append(ImagePart(decode_url(part.image_url.url, policy=policy, source=source)))
@@ -124,6 +169,7 @@ def completion(result: GenerationResult, *, completion_id: str, created: int) ->
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": result.text},
+                "logprobs": choice_logprobs(result),
                 "finish_reason": finish_reason(result),
                 "stop_reason": result.finish_reason,
             }
@@ -133,16 +179,32 @@ def completion(result: GenerationResult, *, completion_id: str, created: int) ->
     }
 
 
+def choice_logprobs(result: GenerationResult) -> dict[str, Any] | None:
+    """A choice's ``logprobs``: every token of the answer (with its alternatives), or ``None`` when not asked."""
+    if result.logprobs is None:
+        return None
+    return {"content": [t.as_dict() for t in result.logprobs], "refusal": None}
+
+
 def chunk(
-    *, completion_id: str, created: int, model: str, delta: dict[str, str], finish: str | None = None
+    *,
+    completion_id: str,
+    created: int,
+    model: str,
+    delta: dict[str, str],
+    finish: str | None = None,
+    logprobs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One ``chat.completion.chunk`` of a streamed answer."""
+    """One ``chat.completion.chunk`` of a streamed answer (the last carries the answer's logprobs, when asked)."""
+    choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
+    if logprobs is not None:
+        choice["logprobs"] = logprobs
     return {
         "id": completion_id,
         "object": "chat.completion.chunk",
         "created": created,
         "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        "choices": [choice],
     }
 
 
@@ -158,16 +220,11 @@ def usage_chunk(result: GenerationResult, *, completion_id: str, created: int) -
     }
 
 
+def model_object(model_id: str, *, created: int | None = None) -> dict[str, Any]:
+    """``GET /v1/models/{id}``: the loaded model."""
+    return {"id": model_id, "object": "model", "created": created or int(time.time()), "owned_by": "pagescribe"}
+
+
 def model_list(model_id: str, *, created: int | None = None) -> dict[str, Any]:
     """``GET /v1/models``: the one loaded model."""
-    return {
-        "object": "list",
-        "data": [
-            {
-                "id": model_id,
-                "object": "model",
-                "created": created or int(time.time()),
-                "owned_by": "pagescribe",
-            }
-        ],
-    }
+    return {"object": "list", "data": [model_object(model_id, created=created)]}

@@ -11,10 +11,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from pagescribe.errors import InvalidRequest
-from pagescribe.types import SamplingParams
+from pagescribe.prompts import Prompt, load_prompt, packaged_prompts
+from pagescribe.types import Message, SamplingParams, TextPart
 
 MAX_TOKENS_LIMIT = 1_000_000
 MAX_STOP_SEQUENCES = 16
+#: OpenAI's bound on ``top_logprobs``.
+MAX_TOP_LOGPROBS = 20
 
 
 def _valid_unicode(text: str) -> str:
@@ -91,13 +94,33 @@ class SamplingFields(WireModel):
         le=86_400,
         description="wall-clock budget; the text so far is returned when it ends",
     )
+    logprobs: bool | None = Field(default=None, description="report each token's log-probability")
+    top_logprobs: int | None = Field(
+        default=None, ge=0, le=MAX_TOP_LOGPROBS, description="and this many likeliest alternatives (needs logprobs)"
+    )
+    prompt: str | None = Field(
+        default=None,
+        max_length=64,
+        description="a packaged prompt by name (document, markdown): its text goes before the first user turn",
+    )
 
     @model_validator(mode="after")
     def _one_spelling(self) -> SamplingFields:
         for name, alias in (("max_tokens", "max_new_tokens"), ("repeat_penalty", "repetition_penalty")):
             if getattr(self, name) is not None and getattr(self, alias) is not None:
                 raise ValueError(f"give {name} or {alias}, not both")
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs: true")
         return self
+
+    def named_prompt(self) -> Prompt | None:
+        """The packaged prompt ``prompt`` names (``InvalidRequest`` listing the names when there is none)."""
+        if self.prompt is None:
+            return None
+        if self.prompt not in packaged_prompts():
+            known = ", ".join(packaged_prompts())
+            raise InvalidRequest(f"prompt: no packaged prompt {self.prompt!r} (packaged: {known})", param="prompt")
+        return load_prompt(self.prompt)
 
     def sampling_params(self, *, max_tokens_default: int | None = None) -> SamplingParams:
         """The internal ``SamplingParams``: given fields override the defaults, aliases folded in."""
@@ -119,4 +142,17 @@ class SamplingFields(WireModel):
             given["stop"] = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
         if self.response_format is not None:
             given["response_format"] = self.response_format.to_internal()
+        if self.logprobs:
+            given["logprobs"] = self.top_logprobs or 0
         return SamplingParams(**given, given=frozenset(given))
+
+
+def with_prompt(messages: tuple[Message, ...], prompt: Prompt | None) -> tuple[Message, ...]:
+    """``messages`` with ``prompt``'s text put at the start of the first user turn, followed by a line break: the
+    layout ``convert`` gives a page (instructions, then the image), so the two share a cached prefix."""
+    if prompt is None:
+        return messages
+    first = next(i for i, m in enumerate(messages) if m.role == "user")
+    turn = messages[first]
+    placed = Message("user", (TextPart(prompt.text + "\n"), *turn.parts))
+    return (*messages[:first], placed, *messages[first + 1 :])

@@ -23,7 +23,7 @@ from pagescribe.types import (
     TextPart,
 )
 from pagescribe.wire.media import MediaPolicy, decode_inline
-from pagescribe.wire.params import SamplingFields, Text, WireModel
+from pagescribe.wire.params import SamplingFields, Text, WireModel, with_prompt
 
 #: ``<Img><ImageHere></Img>`` first, so the MiniGPT wrapper goes with its marker.
 IMAGE_MARKER = re.compile(r"<Img>\s*<ImageHere>\s*</Img>|<ImageHere>")
@@ -60,6 +60,7 @@ def to_requests(
 ) -> list[GenerationRequest]:
     """One ``GenerationRequest`` per dialog; images are decoded (and checked) here, in the caller's thread."""
     params = body.parameters.sampling_params(max_tokens_default=max_tokens_default)
+    prompt = body.parameters.named_prompt()
     for d, dialog in enumerate(body.inputs):
         check_dialog([m.role for m in dialog], where=f"inputs[{d}]")
     policy.check_image_count(sum(_image_count(m) for dialog in body.inputs for m in dialog), param="inputs")
@@ -68,7 +69,7 @@ def to_requests(
         messages = tuple(_message(m, policy=policy, where=f"inputs[{d}][{i}]") for i, m in enumerate(dialog))
         requests.append(
             GenerationRequest(
-                messages=messages,
+                messages=with_prompt(messages, prompt),
                 params=params,
                 time_limit_s=body.parameters.time_limit_s,
                 request_id=request_id if len(body.inputs) == 1 else f"{request_id}-{d}",
@@ -122,8 +123,9 @@ def place_images(content: str, images: list[ImageInput], *, where: str = "conten
 
 
 def answer(result: GenerationResult) -> dict[str, Any]:
-    """One dialog's answer, JumpStart-style plus ``generated_text``, ``finish_reason``, usage and timings."""
-    return {
+    """One dialog's answer, JumpStart-style plus ``generated_text``, ``finish_reason``, usage and timings (and, when
+    asked for, ``logprobs`` as OpenAI lists them and the answer's ``confidence``)."""
+    data: dict[str, Any] = {
         "generation": {"role": "assistant", "content": result.text},
         "generated_text": result.text,
         "finish_reason": result.finish_reason,
@@ -131,6 +133,10 @@ def answer(result: GenerationResult) -> dict[str, Any]:
         "model": result.model,
         "timings": result.timings.as_dict(),
     }
+    if result.logprobs is not None:
+        data["logprobs"] = [t.as_dict() for t in result.logprobs]
+        data["confidence"] = result.confidence
+    return data
 
 
 def token_line(text: str, *, index: int) -> dict[str, Any]:
