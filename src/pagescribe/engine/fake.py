@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pagescribe.engine.base import Health, Work
 from pagescribe.engine.queue import Heartbeat, Job, WorkQueue
 from pagescribe.errors import EngineError, ModelError, NotReady, PagescribeError
+from pagescribe.models.families import Family
 from pagescribe.types import FinishReason, GenerationRequest, GenerationResult, Timings, TokenLogprob, Usage
 
 log = logging.getLogger("pagescribe.engine")
@@ -57,6 +58,7 @@ class FakeEngine:
     queue_size: int = 16
     retry_after_s: float = 2.0
     stall_timeout_s: float = 60.0
+    family: Family | None = None  # as LlamaCppEngine.family: the model family the engine serves (a fake: none)
     requests: list[GenerationRequest] = field(default_factory=list)
     peak_running: int = 0
     loaded: bool = False

@@ -24,7 +24,7 @@ from pagescribe.models.files import ModelFiles
 from pagescribe.models.postprocess import PostProcess
 from pagescribe.models.presets import get_preset
 from pagescribe.models.shapes import VisionShape
-from pagescribe.prompts import Prompt, load_prompt
+from pagescribe.prompts import DEFAULT_PROMPT, Prompt, family_prompt, load_prompt
 from pagescribe.types import SamplingParams
 
 #: A US-letter page rendered at 150 DPI: the page the image-token figures refer to.
@@ -116,7 +116,7 @@ class Family:
         """The family's recommended instruction for a page (empty for a model that takes the image alone)."""
         if self.prompt is None:
             return Prompt(id=f"{self.name}-image-only", text="")
-        return load_prompt(self.prompt)
+        return load_prompt(self.prompt) if self.prompt == DEFAULT_PROMPT else family_prompt(self.prompt)
 
     def sampling(self, **given: object) -> SamplingParams:
         """The family's recommended sampling for pages (greedy or its own), with a fixed seed; ``given`` values

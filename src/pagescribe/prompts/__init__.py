@@ -34,7 +34,8 @@ class Prompt:
 
 
 def packaged_prompts() -> list[str]:
-    """Names of the prompts shipped with pagescribe."""
+    """Names of the prompts shipped with pagescribe for users to pick (a model family's own document prompt is
+    picked with the family: ``family_prompt``)."""
     folder = resources.files(__name__)
     return sorted(p.name.removesuffix(".txt") for p in folder.iterdir() if p.name.endswith(".txt"))
 
@@ -61,4 +62,12 @@ def load_prompt(name_or_path: str | Path = DEFAULT_PROMPT) -> Prompt:
     return Prompt.from_text(resource.read_text(encoding="utf-8"), name=name)
 
 
-__all__ = ["DEFAULT_PROMPT", "Prompt", "load_prompt", "packaged_prompts"]
+def family_prompt(name: str) -> Prompt:
+    """A model family's own document prompt (``prompts/families/NAME.txt``)."""
+    resource = resources.files(__name__).joinpath(f"families/{name}.txt")
+    if "/" in name or not resource.is_file():
+        raise InvalidRequest(f"no packaged family prompt {name!r}", param="prompt")
+    return Prompt.from_text(resource.read_text(encoding="utf-8"), name=name)
+
+
+__all__ = ["DEFAULT_PROMPT", "Prompt", "family_prompt", "load_prompt", "packaged_prompts"]
