@@ -158,7 +158,8 @@ class Heartbeat:
 
     def health(self, *, thread: threading.Thread | None, queue: WorkQueue, busy: int) -> Health:
         """The engine's health from its loop's thread, its queue and this heartbeat."""
-        waiting, error = queue.waiting, self.last_error
+        # Submitted and not answered, less those running: steady while the loop moves jobs between list and slots.
+        waiting, error = max(0, queue.in_engine - busy), self.last_error
         if thread is None:
             return Health(False, "the model is not loaded", waiting, busy, error)
         if not thread.is_alive():
