@@ -23,6 +23,7 @@ COMMANDS = {
     "invoke": "pagescribe.cli.invoke:invoke_command",
     "image": "pagescribe.cli.image:image_group",
     "batch": "pagescribe.cli.batch:batch_group",
+    "eval": "pagescribe.cli.eval:eval_group",
 }
 
 
