@@ -90,7 +90,7 @@ def test_convert_a_folder_is_stopped_resumed_and_asks_for_no_page_twice(
     (docs / "c.png").write_bytes(noisy_page_png(700, 700))  # its request is refused by the model: a failed page
     out = tmp_path / "out"
     args = ["convert", str(docs), "--out", str(out), "--async-endpoint", ENDPOINT, "--s3", REQUESTS, "-j", "1",
-            "--progress", "quiet"]  # fmt: skip
+            "--route", "vlm", "--progress", "quiet"]  # fmt: skip
     first = subprocess.Popen([sys.executable, "-m", "pagescribe.cli", *args], env=dict(os.environ))
     end = time.monotonic() + 60
     while len(runtime.done) < 2:

@@ -111,7 +111,7 @@ def test_a_page_still_cut_after_its_continuations_is_failed_and_not_cached(tmp_p
     engine = slow_engine()
     client = Client.in_process(engine=engine)
     client.max_continuations = 1
-    options = ConvertOptions(time_limit_s=0.05)
+    options = ConvertOptions(time_limit_s=0.05, route="vlm")
     [cut] = list(Conversion([pdf], out_dir=tmp_path / "out", backend=client, options=options))
     assert (cut.status, cut.reason, cut.finish_reason, cut.continuations) == ("failed", "time_limit", "time_limit", 1)
     assert "cut (time_limit)" in (cut.error or "") and cut.attempts == 1

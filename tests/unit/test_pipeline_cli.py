@@ -22,7 +22,8 @@ def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
 
 
 def convert(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, ["convert", *map(str, args)])
+    # the model is asked for every page (routing is tested in test_pipeline_route)
+    return CliRunner().invoke(main, ["convert", *map(str, args), *([] if "--route" in args else ["--route", "vlm"])])
 
 
 def test_a_good_folder_converts_with_exit_status_0_and_json_progress_on_stdout(

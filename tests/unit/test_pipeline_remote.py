@@ -55,7 +55,7 @@ def served(engine: FakeEngine) -> Iterator[Client]:
 
 def run(pdf: Path, out: Path, backend: Client, *, model_id: str | None = None, **options: object) -> list[PageRecord]:
     conversion = Conversion(
-        [pdf], out_dir=out, backend=backend, options=ConvertOptions(**options), model_id=model_id  # type: ignore[arg-type]
+        [pdf], out_dir=out, backend=backend, options=ConvertOptions(**{"route": "vlm", **options}), model_id=model_id  # type: ignore[arg-type]
     )
     return sorted(conversion, key=lambda r: r.page or 0)
 
@@ -160,7 +160,8 @@ def aws(live: LiveServer[FakeEngine], monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def convert(pdf: Path, out: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, ["convert", str(pdf), "--out", str(out), "--progress", "quiet", *args])
+    args = ("--progress", "quiet", "--route", "vlm", *args)
+    return CliRunner().invoke(main, ["convert", str(pdf), "--out", str(out), *args])
 
 
 @pytest.mark.parametrize("target", ["--url", "--endpoint"])

@@ -29,7 +29,7 @@ def twelve(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run(paths: list[Path], out: Path, engine: FakeEngine, **options: object) -> Conversion:
-    conversion = Conversion(paths, out_dir=out, backend=engine, options=ConvertOptions(**options))  # type: ignore[arg-type]
+    conversion = Conversion(paths, out_dir=out, backend=engine, options=ConvertOptions(**{"route": "vlm", **options}))  # type: ignore[arg-type]
     list(conversion)
     return conversion
 
@@ -139,7 +139,7 @@ def test_pages_of_several_documents_run_concurrently_up_to_the_bound(twelve: Pat
     other = write_pdf(tmp_path / "other.pdf", [text_page(f"Other {n}", ["text"]) for n in range(6)])
     backend = CountingBackend(FakeEngine(n_slots=8))
     records = list(convert([twelve, other], out_dir=tmp_path / "out", backend=backend,
-                           options=ConvertOptions(concurrency=3)))  # fmt: skip
+                           options=ConvertOptions(concurrency=3, route="vlm")))  # fmt: skip
     assert backend.peak == 3
     assert len(records) == 18 and len({(r.document, r.page) for r in records}) == 18
 
@@ -153,7 +153,8 @@ def test_the_default_concurrency_is_the_engine_slots(twelve: Path, tmp_path: Pat
 def test_jsonl_progress_reports_the_run_for_batch_jobs(twelve: Path, tmp_path: Path) -> None:
     stream = io.StringIO()
     conversion = Conversion([twelve], out_dir=tmp_path, backend=FakeEngine(),
-                            options=ConvertOptions(pages=[1, 6]), progress=JsonlProgress(stream))  # fmt: skip
+                            options=ConvertOptions(pages=[1, 6], route="vlm"),
+                            progress=JsonlProgress(stream))  # fmt: skip
     records: list[PageRecord] = list(conversion)
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [e["event"] for e in events] == ["start", "page", "page", "document", "summary"]
@@ -167,7 +168,8 @@ def test_the_progress_bar_shows_pages_done_failures_and_the_summary(twelve: Path
     console = Console(file=io.StringIO(), width=150)
     engine = FakeEngine(replies=["", ""])  # the first page answers nothing, twice
     conversion = Conversion([twelve], out_dir=tmp_path, backend=engine,
-                            options=ConvertOptions(pages=[1, 2]), progress=BarProgress(console))  # fmt: skip
+                            options=ConvertOptions(pages=[1, 2], route="vlm"),
+                            progress=BarProgress(console))  # fmt: skip
     list(conversion)
     shown = console.file.getvalue()  # type: ignore[attr-defined]
     assert "report page 1:" in shown and "empty output" in shown

@@ -101,11 +101,27 @@ SERVER_READ_TIMEOUT_S = 300.0
 )
 @click.option("--pages", default=None, metavar="RANGES", help="Pages of every document, e.g. 1-5,9.")
 @click.option(
-    "--anchor",
-    type=click.Choice(["none", "text-layer"]),
-    default="none",
+    "--route",
+    type=click.Choice(["auto", "vlm", "text", "ocr"]),
+    default="auto",
     show_default=True,
-    help="text-layer: give the model the PDF's own text of the page as context.",
+    help="auto: each page the cheapest way that keeps its meaning (blank: skipped; born-digital text: the text "
+    "layer; scanned text: Tesseract OCR; figures, charts, diagrams, tables: the vision model); vlm, text, ocr: "
+    "that way for every page (text and ocr need no --model; pages they cannot read fall back and say so).",
+)
+@click.option(
+    "--ocr-lang",
+    default="eng",
+    show_default=True,
+    metavar="LANGS",
+    help="Tesseract's languages, e.g. eng+deu (Debian packages tesseract-ocr-eng, tesseract-ocr-deu, ...).",
+)
+@click.option(
+    "--anchor",
+    type=click.Choice(["auto", "none", "text-layer", "ocr"]),
+    default=None,
+    help="What the model is shown beside the page image: the PDF's text layer, the OCR text, auto (the text "
+    "layer, else the OCR text), or none [default: auto with --route auto, else none].",
 )
 @click.option("--force", is_flag=True, help="Redo pages finished by an earlier run.")
 @click.option(
@@ -179,7 +195,9 @@ def convert_command(
     dpi: float | None,
     max_side: int | None,
     pages: str | None,
-    anchor: str,
+    route: str,
+    ocr_lang: str,
+    anchor: str | None,
     force: bool,
     progress_mode: str,
     max_tokens: int | None,
@@ -217,7 +235,9 @@ def convert_command(
                 logprobs=0 if confidence else None,
             ),
             family=family.name if family else None,
-            anchor="text-layer" if anchor == "text-layer" else "none",
+            route=route,  # type: ignore[arg-type]  # click.Choice checked it
+            ocr_lang=ocr_lang,
+            anchor=anchor,  # type: ignore[arg-type]
             time_limit_s=time_limit_s,
             dpi=dpi,
             max_side=max_side,
@@ -234,14 +254,22 @@ def convert_command(
         )
     except (PagescribeError, ValueError) as exc:
         raise click.UsageError(getattr(exc, "message", str(exc))) from exc
+    if route in ("text", "ocr") and not remote.remote and model_options.get("model") is None:
+        _run(inputs, out_dir, None, options, progress_mode)  # no model: pages that need one fail (no_model)
+        return
     client = _client(remote, concurrency=concurrency, model_options=model_options)
     with client:
         _run(inputs, out_dir, client, options, progress_mode)
 
 
-def _run(inputs: tuple[str, ...], out_dir: Path, client: Client, options: ConvertOptions, mode: str) -> None:
+def _run(inputs: tuple[str, ...], out_dir: Path, client: Client | None, options: ConvertOptions, mode: str) -> None:
     # pages are cached under the model the client names (a server's, or the files loaded here), else its target
-    conversion = Conversion(inputs, out_dir=out_dir, backend=client, options=options, progress=make_progress(mode))
+    try:
+        conversion = Conversion(
+            inputs, out_dir=out_dir, backend=client, options=options, progress=make_progress(mode)
+        )
+    except PagescribeError as exc:
+        raise click.ClickException(exc.message) from exc
     try:
         for _ in conversion:
             pass

@@ -55,6 +55,8 @@ def page_record(
         continuations=transcription.continuations,
         raw_text=transcription.raw_text,
         confidence=transcription.confidence,
+        route=transcription.route,
+        route_reason=transcription.route_reason,
         cached=cached,
     )
 

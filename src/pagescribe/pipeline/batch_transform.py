@@ -132,7 +132,7 @@ def prepare(
     params = dataclasses.replace(options.params, given=None)
     manifest = Manifest(
         job=job, model_name=model_name, prompt_name=prompt.id.rsplit("-", 1)[0], prompt_text=prompt.text,
-        params=params.as_dict(), anchor=options.anchor, render=options.render_json(), documents=[],
+        params=params.as_dict(), anchor=options.anchor or "none", render=options.render_json(), documents=[],
     )
     with tempfile.TemporaryDirectory(prefix="pagescribe-batch-") as work:
         for source in discover(paths, reserved=RESERVED_NAMES):

@@ -35,6 +35,9 @@ class Transcription:
     raw_text: str | None = None  # the model's answer when the text was made from it (DocTags made Markdown)
     #: The geometric mean of the answer's token probabilities, when the parameters asked for logprobs.
     confidence: float | None = None
+    #: The way the page went (``blank``, ``text``, ``ocr`` or ``vlm``) and why (the router's words).
+    route: str | None = None
+    route_reason: str | None = None
     # A backend failure (network, overload) may pass: such a result is never cached, so a rerun tries again.
     transient: bool = False
 
@@ -78,6 +81,8 @@ class PageRecord:
     continuations: int = 0
     raw_text: str | None = None
     confidence: float | None = None
+    route: str | None = None
+    route_reason: str | None = None
     # Reused from an earlier run's cache: kept out of the JSON, so a resumed run writes the same records.
     cached: bool = field(default=False, compare=False)
 

@@ -8,6 +8,7 @@ call into it holds one process-wide lock.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import tempfile
 import threading
@@ -15,13 +16,22 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 from PIL import Image
 
 from pagescribe.errors import ImageError, ImageTooLarge, InvalidRequest
-from pagescribe.images import SUPPORTED_FORMATS, ImageLimits, decode_image, image_from_pil, iter_image_pages
+from pagescribe.images import (
+    SUPPORTED_FORMATS,
+    ImageLimits,
+    decode_image,
+    fit_image,
+    image_from_pil,
+    iter_image_pages,
+    to_pil,
+)
 from pagescribe.pipeline.errors import (
     CorruptDocument,
     DocumentError,
@@ -32,12 +42,19 @@ from pagescribe.pipeline.errors import (
 )
 from pagescribe.pipeline.office import office_to_pdf
 from pagescribe.pipeline.sources import DocumentKind, sniff
+from pagescribe.pipeline.textlayer import PageLayout, layer_problem, read_layout
 from pagescribe.types import ImageInput
 
 DEFAULT_MAX_SIDE = 1344
 # A poster rendered at a high DPI can ask for gigapixels; no page image is ever larger than this.
 MAX_RENDER_SIDE = 10_000
 IMAGE_FILE_LIMITS = ImageLimits(max_bytes=512 * 1024 * 1024, max_pixels=100_000_000, max_side=None)
+#: Pages read by OCR are rendered at this resolution (Tesseract reads 300 DPI best), images kept up to this side.
+OCR_DPI = 300.0
+OCR_MAX_SIDE = 5000
+
+#: Which pages also get a greyscale rendering for OCR: none, those without a usable text layer, or all.
+OcrRender = Literal["never", "needed", "always"]
 
 _PDFIUM_LOCK = threading.RLock()
 
@@ -52,6 +69,10 @@ class RenderedPage:
     image: ImageInput
     text_layer: str | None
     render_ms: float = 0.0
+    #: What is drawn on a PDF page and its text as Markdown (when asked for, with ``analyze``).
+    layout: PageLayout | None = None
+    #: The page in greyscale at OCR resolution (when asked for, with ``ocr``).
+    scan: Image.Image | None = None
 
 
 def parse_page_ranges(spec: str) -> tuple[int, ...]:
@@ -77,23 +98,36 @@ def render_document(
     max_side: int | None = None,
     pages: Sequence[int] | None = None,
     kind: DocumentKind | None = None,
+    analyze: bool = False,
+    ocr: OcrRender = "never",
 ) -> Iterator[RenderedPage]:
     """Render the pages of a PDF, image or Office file, lazily, in page order.
 
     ``pages`` selects 1-based page numbers (those past the end are skipped; none left is an error).
     ``dpi`` applies to PDFs; images keep their pixels, shrunk to ``max_side`` (default ``DEFAULT_MAX_SIDE``).
+    ``analyze`` measures each PDF page and rebuilds its text layer as Markdown (``RenderedPage.layout``);
+    ``ocr`` adds a greyscale rendering at OCR resolution (``RenderedPage.scan``) to the pages it names.
     Raises a ``DocumentError`` naming the file for empty, encrypted, corrupt or unsupported documents.
     """
     path = Path(path)
     kind = kind or _sniff(path)
+    how = _How(dpi=dpi, max_side=max_side, analyze=analyze or ocr == "needed", ocr=ocr)
     if kind == "office":
-        yield from _render_office(path, dpi=dpi, max_side=max_side, pages=pages)
+        yield from _render_office(path, how, pages=pages)
     elif kind == "pdf":
-        yield from _render_pdf(path, dpi=dpi, max_side=max_side, pages=pages)
+        yield from _render_pdf(path, how, pages=pages)
     elif kind == "image":
-        yield from _render_image(path, max_side=max_side or DEFAULT_MAX_SIDE, pages=pages)
+        yield from _render_image(path, max_side=max_side or DEFAULT_MAX_SIDE, pages=pages, ocr=ocr != "never")
     else:
         raise UnsupportedDocument(f"{path}: not a PDF, an image or an Office document")
+
+
+@dataclass(frozen=True, slots=True)
+class _How:
+    dpi: float | None
+    max_side: int | None
+    analyze: bool
+    ocr: OcrRender
 
 
 def count_pages(path: Path, *, kind: DocumentKind | None = None) -> int:
@@ -163,41 +197,47 @@ def _open_pdf(path: Path) -> pdfium.PdfDocument:
     return doc
 
 
-def _render_pdf(
-    path: Path, *, dpi: float | None, max_side: int | None, pages: Sequence[int] | None
-) -> Iterator[RenderedPage]:
+def _render_pdf(path: Path, how: _How, *, pages: Sequence[int] | None) -> Iterator[RenderedPage]:
     with _PDFIUM_LOCK:
         doc = _open_pdf(path)
     try:
         count = len(doc)
         for number in _select(count, pages, path):
             with _PDFIUM_LOCK:
-                page = _render_pdf_page(doc, number, path=path, dpi=dpi, max_side=max_side)
-            yield RenderedPage(path, number, count, page[0], page[1], page[2])
+                rendered = _render_pdf_page(doc, number, count, path=path, how=how)
+            yield rendered
     finally:
         with _PDFIUM_LOCK:
             doc.close()
 
 
-def _render_pdf_page(
-    doc: pdfium.PdfDocument, number: int, *, path: Path, dpi: float | None, max_side: int | None
-) -> tuple[ImageInput, str | None, float]:
+def _render_pdf_page(doc: pdfium.PdfDocument, number: int, count: int, *, path: Path, how: _How) -> RenderedPage:
     started = time.perf_counter()
+    scan = layout = None
     try:
         page = doc[number - 1]
         try:
             width, height = page.get_size()
-            scale = _scale(width, height, dpi=dpi, max_side=max_side)
-            bitmap = page.render(scale=scale, may_draw_forms=True)
-            pil = bitmap.to_pil()
-            text = _text_layer(page)
+            scale = _scale(width, height, dpi=how.dpi, max_side=how.max_side)
+            pil = page.render(scale=scale, may_draw_forms=True).to_pil()
+            textpage = page.get_textpage()
+            try:
+                text = _text_layer(textpage)
+                if how.analyze:
+                    layout = read_layout(page, textpage)
+            finally:
+                textpage.close()
+            if how.ocr == "always" or (how.ocr == "needed" and layer_problem(layout) is not None):
+                ocr_scale = min(OCR_DPI / 72.0, MAX_RENDER_SIDE / max(width, height, 1.0))
+                scan = page.render(scale=ocr_scale, may_draw_forms=True, grayscale=True).to_pil().convert("L")
         finally:
             page.close()
     except pdfium.PdfiumError as exc:
         raise CorruptDocument(f"{path}: page {number} cannot be rendered ({exc})") from exc
-    target = None if dpi is not None else (max_side or DEFAULT_MAX_SIDE)
+    target = None if how.dpi is not None else (how.max_side or DEFAULT_MAX_SIDE)
     image = image_from_pil(pil, max_side=target)
-    return image, text, (time.perf_counter() - started) * 1000
+    elapsed = (time.perf_counter() - started) * 1000
+    return RenderedPage(path, number, count, image, text, elapsed, layout=layout, scan=scan)
 
 
 def _scale(width_pt: float, height_pt: float, *, dpi: float | None, max_side: int | None) -> float:
@@ -206,12 +246,8 @@ def _scale(width_pt: float, height_pt: float, *, dpi: float | None, max_side: in
     return min(scale, MAX_RENDER_SIDE / longest_pt)
 
 
-def _text_layer(page: pdfium.PdfPage) -> str | None:
-    textpage = page.get_textpage()
-    try:
-        text = textpage.get_text_bounded()
-    finally:
-        textpage.close()
+def _text_layer(textpage: pdfium.PdfTextPage) -> str | None:
+    text = textpage.get_text_bounded()
     text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
     return text or None
 
@@ -242,12 +278,17 @@ def _count_frames(path: Path) -> int:
         raise CorruptDocument(f"{path}: not a readable image ({exc})") from exc
 
 
-def _render_image(path: Path, *, max_side: int, pages: Sequence[int] | None) -> Iterator[RenderedPage]:
+def _render_image(
+    path: Path, *, max_side: int, pages: Sequence[int] | None, ocr: bool = False
+) -> Iterator[RenderedPage]:
+    """Each frame shrunk to ``max_side``; with ``ocr``, decoded up to ``OCR_MAX_SIDE`` for Tesseract as well."""
     data = _read_image_file(path)
     count = _count_frames(path)
     wanted = set(_select(count, pages, path))
     limits = ImageLimits(
-        max_bytes=IMAGE_FILE_LIMITS.max_bytes, max_pixels=IMAGE_FILE_LIMITS.max_pixels, max_side=max_side
+        max_bytes=IMAGE_FILE_LIMITS.max_bytes,
+        max_pixels=IMAGE_FILE_LIMITS.max_pixels,
+        max_side=max(max_side, OCR_MAX_SIDE) if ocr else max_side,
     )
     frames = iter_image_pages(data, limits=limits, source=str(path))
     number = 0
@@ -263,17 +304,17 @@ def _render_image(path: Path, *, max_side: int, pages: Sequence[int] | None) -> 
         if image is None or number > count:
             return
         if number in wanted:
-            yield RenderedPage(path, number, count, image, None, (time.perf_counter() - started) * 1000)
+            scan = to_pil(image).convert("L") if ocr else None
+            elapsed = (time.perf_counter() - started) * 1000
+            yield RenderedPage(path, number, count, fit_image(image, max_side), None, elapsed, scan=scan)
 
 
 # ---------------------------------------------------------------------------------------------- Office
 
 
-def _render_office(
-    path: Path, *, dpi: float | None, max_side: int | None, pages: Sequence[int] | None
-) -> Iterator[RenderedPage]:
+def _render_office(path: Path, how: _How, *, pages: Sequence[int] | None) -> Iterator[RenderedPage]:
     _check_size(path)
     with tempfile.TemporaryDirectory(prefix="pagescribe-office-") as work:
         pdf = office_to_pdf(path, work_dir=Path(work))
-        for page in _render_pdf(pdf, dpi=dpi, max_side=max_side, pages=pages):
-            yield RenderedPage(path, page.page, page.page_count, page.image, page.text_layer, page.render_ms)
+        for page in _render_pdf(pdf, how, pages=pages):
+            yield dataclasses.replace(page, source=path)

@@ -1,5 +1,7 @@
-"""Run a conversion: plan the documents, render pages, transcribe them on worker threads, write the outputs.
+"""Run a conversion: plan the documents, render pages, route and transcribe them on worker threads, write the
+outputs.
 
+Each page goes the way the router picks (``pipeline.route``): blank, its text layer, OCR, or the vision model.
 At most ``concurrency`` pages are in flight across all documents (rendered and not yet recorded), so memory
 stays bounded however large the input. Pages render on the iterating thread (PDFium is single-threaded anyway)
 while workers wait on the model. A page whose result is in the resume cache is recorded without asking the
@@ -10,7 +12,9 @@ that had not finished.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -32,6 +36,7 @@ from pagescribe.pipeline.options import ConvertOptions
 from pagescribe.pipeline.progress import ProgressSink, QuietProgress
 from pagescribe.pipeline.records import PageRecord, Transcription
 from pagescribe.pipeline.render import RenderedPage, count_pages, render_document
+from pagescribe.pipeline.route import Routed, Router
 from pagescribe.pipeline.sections import load_tokenizer
 from pagescribe.pipeline.sources import DocumentKind, Source, discover, file_sha256
 from pagescribe.pipeline.summary import RunSummary, summarize_run
@@ -71,8 +76,10 @@ class Conversion:
     """One ``convert`` run: iterate it for the page records as they finish; ``summary`` is set at the end.
 
     ``backend`` is the ``Client`` that reaches the model (in process, a server or an endpoint), or an ``Engine``
-    (used in process). ``model_id`` names the model in records and in the resume cache (default: the one the
-    client reports, else where it sends pages).
+    (used in process), or None when no page is to reach a model (``--route text`` or ``ocr``: a page that would
+    need one fails with reason ``no_model``). ``model_id`` names the model in records and in the resume cache
+    (default: the one the client reports, else where it sends pages).
+    Raises ``OcrUnavailable`` when the options need Tesseract and it (or a language) is missing.
     """
 
     def __init__(
@@ -80,16 +87,21 @@ class Conversion:
         paths: Sequence[str | Path],
         *,
         out_dir: str | Path,
-        backend: Client | Engine,
+        backend: Client | Engine | None,
         options: ConvertOptions | None = None,
         progress: ProgressSink | None = None,
         model_id: str | None = None,
     ) -> None:
         self.paths = list(paths)
         self.out_dir = Path(out_dir)
-        self.client = backend if isinstance(backend, Client) else Client.in_process(engine=backend)
-        self.model_id = model_id or self.client.model_id() or self.client.target
+        if backend is None or isinstance(backend, Client):
+            self.client = backend
+        else:
+            self.client = Client.in_process(engine=backend)
+        client = self.client
+        self.model_id = model_id or (client.model_id() or client.target if client is not None else "none")
         self.options = options or ConvertOptions()
+        self.router = Router(self.options.routing)
         self.progress = progress or QuietProgress()
         self.cache = PageCache(self.options.cache_dir or self.out_dir / ".pagescribe-cache")
         self.summary: RunSummary | None = None
@@ -100,8 +112,10 @@ class Conversion:
 
     @property
     def concurrency(self) -> int:
-        """Pages in flight at most: the option, else the client's hint (the engine's slots, in process)."""
-        return max(1, self.options.concurrency or self.client.concurrency)
+        """Pages in flight at most: the option, else the client's hint (the engine's slots, in process), else (no
+        model) one per core."""
+        hint = self.client.concurrency if self.client is not None else (os.cpu_count() or 1)
+        return max(1, self.options.concurrency or hint)
 
     def __iter__(self) -> Iterator[PageRecord]:
         started = time.monotonic()
@@ -149,7 +163,7 @@ class Conversion:
                             done, pending = wait(pending, return_when=FIRST_COMPLETED)
                             yield from (self._record(*f.result(), from_worker=True) for f in done)
                         doc.outstanding += 1
-                        pending.add(pool.submit(self._transcribe, doc, item))
+                        pending.add(pool.submit(self._convert_page, doc, item))
                     doc.rendered = True
                     self._maybe_write(doc)
                 while pending:
@@ -166,36 +180,72 @@ class Conversion:
         if not doc.pages:
             return
         opts = self.options
-        pages = render_document(doc.path, kind=doc.kind, dpi=opts.dpi, max_side=opts.max_side, pages=doc.pages)
+        routing = opts.routing
+        analyze = not (routing.mode == "vlm" and routing.anchor in ("none", "text-layer"))
+        pages = render_document(
+            doc.path, kind=doc.kind, dpi=opts.dpi, max_side=opts.max_side, pages=doc.pages,
+            analyze=analyze, ocr=self.router.ocr_wanted,
+        )
         try:
             for page in pages:
                 hit = None if opts.force else self.cache.get(self._key(page))
                 if hit is not None:
                     yield self._page_record(doc, page, hit, cached=True)
                 elif opts.skip_blank and page.text_layer is None and is_blank(page.image):
-                    yield self._page_record(doc, page, _blank(opts))
+                    yield self._page_record(doc, page, _blank(self._parameters()))
                 else:
                     yield page
         except PagescribeError as exc:
             yield _error(doc.info, exc, page_count=doc.page_count)
 
     def _key(self, page: RenderedPage) -> str:
-        opts = self.options.transcribe
+        opts = self.options
         return cache_key(
             image_sha256=page.image.sha256,
-            prompt_id=opts.prompt.id,
-            parameters=opts.describe(),
+            prompt_id=opts.transcribe.prompt.id,
+            parameters=self._parameters(),
             model_id=self.model_id,
-            anchor=page.text_layer if opts.anchor == "text-layer" else None,
+            anchor=page.text_layer,
         )
 
-    def _transcribe(self, doc: _Document, page: RenderedPage) -> tuple[_Document, PageRecord]:
-        """On a worker thread: ask the model (with the retry policy), cache the answer, build the record."""
-        opts = self.options.transcribe
-        attempts = transcribe(self.client, page, opts)
-        result = summarize(attempts, options=opts, model_id=self.model_id)
+    def _parameters(self) -> dict[str, Any]:
+        """What decides a page's text: the model's options and the router's (so the route is in the cache key)."""
+        return {**self.options.transcribe.describe(), **self.options.routing.describe()}
+
+    def _convert_page(self, doc: _Document, page: RenderedPage) -> tuple[_Document, PageRecord]:
+        """On a worker thread: route the page, read it that way (the model with the retry policy), cache the
+        result, build the record."""
+        routed = self.router.route(page)
+        if routed.route in ("text", "ocr"):
+            result = self._routed(routed)
+        elif self.client is None:
+            result = self._no_model(routed)
+        else:
+            opts = self.options.transcribe
+            attempts = transcribe(self.client, page, opts, anchor=routed.anchor)
+            result = summarize(attempts, options=opts, model_id=self.model_id, extra=self.options.routing.describe())
+            timings = {**result.timings, **_ocr_timing(routed)}
+            result = dataclasses.replace(result, route="vlm", route_reason=routed.reason, timings=timings)
         self.cache.put(self._key(page), result)
         return doc, self._page_record(doc, page, result)
+
+    def _routed(self, routed: Routed) -> Transcription:
+        """A page read without the model: its text layer or Tesseract's text."""
+        engine = "pdfium text layer" if routed.route == "text" else f"tesseract ({self.options.ocr_lang})"
+        return Transcription(
+            status="ok", text=routed.text.strip(), finish_reason=None, model=engine,
+            parameters=self._parameters(), usage={}, timings=_ocr_timing(routed), attempts=0,
+            route=routed.route, route_reason=routed.reason,
+        )
+
+    def _no_model(self, routed: Routed) -> Transcription:
+        """A page that needs the vision model in a run without one (``--route text|ocr`` and no ``--model``)."""
+        why = f"the page needs the vision model ({routed.reason}) and no model was given"
+        return Transcription(
+            status="failed", text="", finish_reason=None, model=None, parameters=self._parameters(), usage={},
+            timings=_ocr_timing(routed), attempts=0, reason="no_model", error=why, route="vlm",
+            route_reason=routed.reason, transient=True,
+        )
 
     def _page_record(
         self, doc: _Document, page: RenderedPage, result: Transcription, *, cached: bool = False
@@ -252,7 +302,7 @@ def convert(
     paths: Sequence[str | Path],
     *,
     out_dir: str | Path,
-    backend: Client | Engine,
+    backend: Client | Engine | None,
     options: ConvertOptions | None = None,
     progress: ProgressSink | None = None,
     model_id: str | None = None,
@@ -273,14 +323,20 @@ def _error(info: DocumentInfo, exc: PagescribeError, *, page_count: int | None =
     return error_record(info, reason=reason, message=exc.message, page_count=page_count)
 
 
-def _blank(options: ConvertOptions) -> Transcription:
+def _blank(parameters: dict[str, Any]) -> Transcription:
     return Transcription(
         status="blank",
         text="",
         finish_reason=None,
         model=None,
-        parameters=options.transcribe.describe(),
+        parameters=parameters,
         usage={},
         timings={},
         attempts=0,
+        route="blank",
+        route_reason="no visible content",
     )
+
+
+def _ocr_timing(routed: Routed) -> dict[str, float]:
+    return {} if routed.ocr_ms is None else {"ocr_ms": round(routed.ocr_ms, 3)}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pagescribe.pipeline.records import PageRecord
@@ -20,6 +20,8 @@ class RunSummary:
     pages_blank: int
     pages_cached: int
     elapsed_s: float
+    #: Pages per route (blank, text, ocr, vlm): how many the model was spared.
+    routes: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def pages(self) -> int:
@@ -48,6 +50,7 @@ class RunSummary:
             "pages_skipped": self.pages_cached,
             "elapsed_s": round(self.elapsed_s, 3),
             "pages_per_minute": round(self.pages_per_minute, 2),
+            "routes": dict(self.routes),
         }
 
     def describe(self) -> str:
@@ -56,9 +59,15 @@ class RunSummary:
             f"{_count(self.documents, 'document')} ({self.documents_failed} failed), "
             f"{_count(self.pages, 'page')}: "
             f"{self.pages_ok} ok, {self.pages_failed} failed, {self.pages_blank} blank, "
-            f"{self.pages_cached} skipped (already done); {self.elapsed_s:.1f} s, "
+            f"{self.pages_cached} skipped (already done); {_routes(self.routes)}{self.elapsed_s:.1f} s, "
             f"{self.pages_per_minute:.1f} pages/min"
         )
+
+
+def _routes(routes: Mapping[str, int]) -> str:
+    """``"routes: 12 text, 3 ocr, 5 vlm; "`` (empty when no page was routed)."""
+    named = [f"{n} {route}" for route, n in routes.items() if n and route != "blank"]
+    return f"routes: {', '.join(named)}; " if named else ""
 
 
 def _count(n: int, noun: str) -> str:
@@ -77,4 +86,5 @@ def summarize_run(documents: Iterable[list[PageRecord]], *, elapsed_s: float) ->
         pages_blank=sum(1 for r in flat if r.status == "blank"),
         pages_cached=sum(1 for r in flat if r.cached),
         elapsed_s=elapsed_s,
+        routes={route: sum(1 for r in flat if r.route == route) for route in ("blank", "text", "ocr", "vlm")},
     )

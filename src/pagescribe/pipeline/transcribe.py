@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 from pagescribe.client import Client, ClientConfigError
 from pagescribe.errors import ContextOverflow, EngineError, PagescribeError, ServiceUnavailable
@@ -21,15 +21,14 @@ from pagescribe.models.postprocess import PostProcess, page_text
 from pagescribe.pipeline.check import DEFAULT_LOOP_RULE, LoopRule, check_output
 from pagescribe.pipeline.records import Transcription
 from pagescribe.pipeline.render import RenderedPage
+from pagescribe.pipeline.route import AnchorMode
 from pagescribe.prompts import Prompt
 from pagescribe.types import GenerationRequest, GenerationResult, ImagePart, Message, SamplingParams, TextPart
-
-AnchorMode = Literal["none", "text-layer"]
 
 #: Transcription wants the most likely words: greedy decoding, a fixed seed, room for a dense page.
 DEFAULT_PARAMS = SamplingParams(max_tokens=1024, temperature=0.0, seed=0)
 ANCHOR_HEADER = (
-    "For reference, the text layer extracted from this page (it may be incomplete, out of order or "
+    "For reference, the text extracted from this page (it may be incomplete, out of order or "
     "hyphenated; use it to get names and numbers right):"
 )
 
@@ -88,7 +87,13 @@ def anchor_text(page: RenderedPage, *, mode: AnchorMode, max_chars: int) -> str 
     """The text-layer block appended after the image, or None (mode ``none``, or no text layer)."""
     if mode != "text-layer" or not page.text_layer:
         return None
-    text = page.text_layer
+    return anchor_block(page.text_layer, max_chars=max_chars)
+
+
+def anchor_block(text: str | None, *, max_chars: int) -> str | None:
+    """The block appended after the image: a header, then ``text`` (cut at ``max_chars``); None without text."""
+    if not text or not text.strip():
+        return None
     if len(text) > max_chars:
         text = text[:max_chars].rstrip() + " [...]"
     return f"{ANCHOR_HEADER}\n{text}"
@@ -148,13 +153,19 @@ def judge(params: SamplingParams, result: GenerationResult, *, loop_rule: LoopRu
     return Attempt(params, result, problem, reason)
 
 
-def transcribe(client: Client, page: RenderedPage, options: TranscribeOptions) -> tuple[Attempt, ...]:
+def transcribe(
+    client: Client, page: RenderedPage, options: TranscribeOptions, *, anchor: str | None = None
+) -> tuple[Attempt, ...]:
     """Try the page; when the answer fails the check (or the model fails to answer), try once more and stop.
 
+    ``anchor`` is the page's text to show the model beside the image (the router's choice: text layer or OCR;
+    without one, the text layer when ``options.anchor`` is ``text-layer``).
     The retry uses ``options.second_params``; after a context overflow it also drops the anchor text. A request the
     model refused for what it is (too large, not an image) is not sent again.
     """
-    anchor = anchor_text(page, mode=options.anchor, max_chars=options.anchor_max_chars)
+    if anchor is None and options.anchor == "text-layer":
+        anchor = page.text_layer
+    anchor = anchor_block(anchor, max_chars=options.anchor_max_chars)
     first = attempt(
         client,
         build_request(
@@ -176,7 +187,9 @@ def transcribe(client: Client, page: RenderedPage, options: TranscribeOptions) -
     return first, attempt(client, retry, loop_rule=options.loop_rule)
 
 
-def summarize(attempts: tuple[Attempt, ...], *, options: TranscribeOptions, model_id: str) -> Transcription:
+def summarize(
+    attempts: tuple[Attempt, ...], *, options: TranscribeOptions, model_id: str, extra: Mapping[str, Any] | None = None
+) -> Transcription:
     """Fold the attempts into the page's transcription: the last one decides, usage and timings add up."""
     last = attempts[-1]
     usage: dict[str, int] = {
@@ -191,7 +204,7 @@ def summarize(attempts: tuple[Attempt, ...], *, options: TranscribeOptions, mode
                          "image_tokens": u.image_tokens})
             _add(timings, a.result.timings.as_dict())
     # The sampling that produced this text (the retry's, after a retry); the rest as configured.
-    parameters = {**options.describe(), "sampling": _params_json(last.params)}
+    parameters = {**options.describe(), **(extra or {}), "sampling": _params_json(last.params)}
     del parameters["retry_sampling"]
     ok = last.problem is None and last.result is not None
     raw = last.result.text.strip() if ok and last.result is not None else ""
