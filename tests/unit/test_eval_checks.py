@@ -77,6 +77,11 @@ def test_a_short_text_must_match_whole_words_and_a_long_one_may_have_a_slip() ->
     assert find(sentence, normalize("The keeper kept a 1ogbook of every vessel that passed.")) != []
     assert find(sentence, normalize("The keeper kept a diary of some ships that sailed by.")) == []
     assert find(sentence, normalize("The keeper kept a 1ogbook of every vessel that passed."), max_diffs=0) == []
+    year = normalize("the lighthouse was first lit in 1842")
+    assert find(year, normalize("The lighthouse was first lit in 1842.")) == [0]
+    assert find(year, normalize("The lighthouse was first lit in 1824.")) == []  # a wrong figure is no slip
+    assert find(year, normalize("The 1ighthouse was first lit in 1842.")) == [0]
+    assert find(year, normalize("The lighthouse was first lit in 18420.")) == []
 
 
 def test_a_present_check_says_how_close_the_nearest_text_came() -> None:

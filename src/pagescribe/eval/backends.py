@@ -31,11 +31,12 @@ Backend = Literal["text-layer", "ocr", "auto", "vlm"]
 BACKENDS: tuple[Backend, ...] = ("text-layer", "ocr", "auto", "vlm")
 #: The backends that need a model (``--model``, ``--url`` or ``--endpoint``).
 MODEL_BACKENDS = frozenset({"auto", "vlm"})
-#: What each backend sets on top of the caller's options: the route, and for ``vlm`` the model alone.
+#: What each backend sets on top of the caller's options: the route, and its anchor (None: the route's default,
+#: ``auto`` for ``auto``); ``vlm`` is the model alone, shown no text layer nor OCR text.
 _ROUTE_OPTIONS: Mapping[Backend, Mapping[str, Any]] = {
-    "text-layer": {"route": "text"},
-    "ocr": {"route": "ocr"},
-    "auto": {"route": "auto"},
+    "text-layer": {"route": "text", "anchor": None},
+    "ocr": {"route": "ocr", "anchor": None},
+    "auto": {"route": "auto", "anchor": None},
     "vlm": {"route": "vlm", "anchor": "none"},
 }
 

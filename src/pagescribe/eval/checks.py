@@ -7,7 +7,7 @@
 Both sides are normalised first (``normalize``). A short text must match exactly, on word boundaries (``12`` is
 not found in ``120``); a longer one may differ by up to ``max_diffs`` edits, by default ``FUZZ`` of its length
 (rounded down), so one OCR slip in a sentence still counts as found, as in olmOCR-bench (rapidfuzz's
-``partial_ratio`` alignment).
+``partial_ratio`` alignment), but the numbers in it must all be right: ``1824`` for ``1842`` is never a slip.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ NUMBER_WINDOW = 40
 
 CheckType = Literal["present", "absent", "order", "table", "number"]
 CHECK_TYPES: tuple[CheckType, ...] = ("present", "absent", "order", "table", "number")
+# The numbers of a text: digits not stuck to letters (the 1 of an OCR'd "1ogbook" is a letter gone wrong).
+_NUMBERS_IN = re.compile(r"(?<![^\W\d_])\d+(?:[.,]\d+)*(?![^\W\d_])")
 _NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?")
 
 
@@ -77,7 +79,16 @@ def find(query: str, text: str, *, max_diffs: int | None = None) -> list[int]:
         return exact
     cutoff = 100.0 * (1.0 - diffs / len(query))
     hit = fuzz.partial_ratio_alignment(query, text, score_cutoff=cutoff)
-    return [hit.dest_start] if hit is not None else []
+    if hit is None:
+        return []
+    start, end = hit.dest_start, hit.dest_end
+    while start > 0 and text[start - 1].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum():
+        end += 1
+    if _NUMBERS_IN.findall(text[start:end]) != _NUMBERS_IN.findall(query):
+        return []  # a slip in a word is forgiven (1ogbook), never one in a number (1824 for 1842)
+    return [hit.dest_start]
 
 
 def allowed_diffs(query: str, max_diffs: int | None) -> int:
@@ -92,7 +103,7 @@ def _closest(query: str, text: str, max_diffs: int | None) -> str:
     needed = 100.0 * (1.0 - allowed_diffs(query, max_diffs) / len(query))
     best = fuzz.partial_ratio(query, text)
     if best >= needed:
-        return "not found as whole words (only inside longer ones)"
+        return f"not found as written: the closest stretch ({best:.0f} % alike) has another number or runs into a word"
     return f"not found: the closest stretch is {best:.0f} % alike ({needed:.0f} % needed)"
 
 

@@ -184,8 +184,8 @@ TABLE_ROWS = (
 
 
 def ruled_table() -> SynthPage:
-    """A heading and a table ruled on every side of every cell. Its words are all in the text layer, so its
-    expected route is ``text`` (the rules are drawing, but they only frame text)."""
+    """A heading and a table ruled on every side of every cell. Every word of it is in the text layer, but its rules
+    are a drawing: the router sends ruled tables to the model (``pipeline.route``), so that is its expected route."""
     from reportlab.lib import colors
     from reportlab.platypus import Table, TableStyle
 
@@ -210,7 +210,7 @@ def ruled_table() -> SynthPage:
         {"type": "table", "cells": ["West", "764", "22.6"]},
     )
     reference = "\n".join((TABLE_TITLE, *(" ".join(row) for row in TABLE_ROWS)))
-    return SynthPage("synth-table", "table", _draw(paint), "text", reference, checks)
+    return SynthPage("synth-table", "table", _draw(paint), "vlm", reference, checks)
 
 
 CHART_TITLE = "Metal output by mine, 2024 (kilotonnes)"

@@ -15,7 +15,8 @@ from pagescribe.eval.results import CompareRow, EvalResult
 
 
 def print_result(result: EvalResult, console: Console, *, failures: int = 10) -> None:
-    """The scores table, a timing and routing line, the confusion matrix when routes were labelled and taken,
+    """The scores table, a timing and routing line, the confusion matrix (rows: the expected route, columns: the
+    route taken) when routes were labelled and taken,
     and the first ``failures`` failed checks."""
     table = Table(title=f"pagescribe eval: {result.backend} on {result.pageset}", title_justify="left")
     for name, justify in (("category", "left"), ("pages", "right"), ("checks passed", "right"),
@@ -61,8 +62,8 @@ def _routing_table(result: EvalResult) -> Table:
     routing = result.routing
     taken = [r for r in (*ROUTES, NO_ROUTE) if any(row.get(r) for row in routing.matrix.values())]
     accuracy = f"{routing.accuracy:.0%}" if routing.accuracy is not None else "-"
-    table = Table(title=f"routing: expected (rows) by taken (columns), {accuracy} right", title_justify="left")
-    table.add_column("expected")
+    table = Table(title=f"routing: {accuracy} of pages as expected", title_justify="left")
+    table.add_column("expected \\ taken")
     for route in taken:
         table.add_column(route, justify="right")
     table.add_column("recall", justify="right")
