@@ -86,7 +86,8 @@ def eval_group() -> None:
     "work_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Keep the conversion here (pages/ in, out/ the convert output) [default: a temporary folder].",
+    help="Keep the conversion here (pages/ in, out/ the convert output; both replaced) [default: a temporary "
+    "folder].",
 )
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write every result (per page, per check, per category, routing, timings) to this file.")

@@ -64,11 +64,14 @@ def run_backend(
     options: ConvertOptions | None = None,
     progress: ProgressSink | None = None,
 ) -> BackendRun:
-    """Convert every page of the set with ``backend`` into ``work_dir`` (``pages/`` in, ``out/`` out)."""
+    """Convert every page of the set with ``backend`` into ``work_dir`` (``pages/`` in, ``out/`` out; both
+    replaced, so the outputs are this run's alone)."""
     if backend in MODEL_BACKENDS and client is None:
         raise InvalidRequest(f"the {backend} backend needs a model: give --model, --url or --endpoint", param="model")
     pages_dir = work_dir / "pages"
     layout_pages(pageset, pages_dir)
+    if (work_dir / "out").exists():
+        shutil.rmtree(work_dir / "out")
     conversion = Conversion(
         [pages_dir],
         out_dir=work_dir / "out",

@@ -112,31 +112,22 @@ def _quote(text: str, limit: int = 40) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Present:
+class Presence:
+    """``present``: ``text`` appears on the page; ``absent``: it does not."""
+
     text: str
     max_diffs: int | None = None
-    type: CheckType = "present"
+    type: Literal["present", "absent"] = "present"
 
     def describe(self) -> str:
-        return f"present {_quote(self.text)}"
+        return f"{self.type} {_quote(self.text)}"
 
     def run(self, text: str, raw: str) -> CheckResult:
         query = normalize(self.text)
         found = find(query, text, max_diffs=self.max_diffs)
-        return CheckResult(self.describe(), bool(found), "found" if found else _closest(query, text, self.max_diffs))
-
-
-@dataclass(frozen=True, slots=True)
-class Absent:
-    text: str
-    max_diffs: int | None = None
-    type: CheckType = "absent"
-
-    def describe(self) -> str:
-        return f"absent {_quote(self.text)}"
-
-    def run(self, text: str, raw: str) -> CheckResult:
-        found = find(normalize(self.text), text, max_diffs=self.max_diffs)
+        if self.type == "present":
+            why = "found" if found else _closest(query, text, self.max_diffs)
+            return CheckResult(self.describe(), bool(found), why)
         why = f"{_quote(self.text)} found at character {found[0]}" if found else "not found"
         return CheckResult(self.describe(), not found, why)
 
@@ -263,8 +254,7 @@ def parse_check(data: Any) -> Check:
         raise CheckSyntaxError(f"a {kind} check has no field {', '.join(map(repr, unknown))}")
     max_diffs = _optional_int(data, "max_diffs")
     if kind in ("present", "absent"):
-        cls = Present if kind == "present" else Absent
-        return cls(_text(data, "text"), max_diffs=max_diffs)
+        return Presence(_text(data, "text"), max_diffs=max_diffs, type="present" if kind == "present" else "absent")
     if kind == "order":
         return Order(_text(data, "before"), _text(data, "after"), max_diffs=max_diffs)
     if kind == "table":
