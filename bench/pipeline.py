@@ -40,7 +40,7 @@ def make_pdf(path: Path, pages: int) -> Path:
 
 
 def run(pdf: Path, backend: Any, concurrency: int, tokens: int) -> dict[str, Any]:
-    options = ConvertOptions(concurrency=concurrency, params=SamplingParams(max_tokens=tokens, seed=0))
+    options = ConvertOptions(route="vlm", concurrency=concurrency, params=SamplingParams(max_tokens=tokens, seed=0))
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         conversion = Conversion([pdf], out_dir=out, backend=backend, options=options)

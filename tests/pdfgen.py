@@ -29,7 +29,7 @@ class Page:
 
 
 def _escape(text: str) -> bytes:
-    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)").encode("latin-1")
+    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)").encode("cp1252")  # WinAnsiEncoding
 
 
 def _text(x: float, y: float, text: str, *, size: int = 12) -> bytes:
@@ -81,6 +81,34 @@ def diagram_page(title: str, steps: Sequence[str]) -> Page:
     return Page(b"".join(out))
 
 
+def two_column_page(title: str, left: Sequence[str], right: Sequence[str]) -> Page:
+    """A heading across the page, then two columns of body text (left read before right)."""
+    out = [_text(72, 720, title, size=20)]
+    for x, lines in ((72.0, left), (324.0, right)):
+        y = 690.0
+        for line in lines:
+            out.append(_text(x, y, line, size=10))
+            y -= 14
+    return Page(b"".join(out))
+
+
+def bar_chart_page(title: str, bars: Sequence[tuple[str, int]]) -> Page:
+    """A heading and a bar chart: filled bars with their labels under them and their values over them."""
+    out = [_text(72, 720, title, size=20), b"0.3 0.5 0.8 rg\n"]
+    for i, (label, value) in enumerate(bars):
+        x = 100.0 + i * 110
+        out.append(b"%.1f 300 80 %.1f re f\n" % (x, value * 3.0))
+        out.append(_text(x + 10, 280, label))
+        out.append(_text(x + 25, 306 + value * 3.0, str(value)))
+    out.append(b"0 0 0 RG 1 w 90 300 m 540 300 l S 90 300 m 90 620 l S\n")
+    return Page(b"".join(out))
+
+
+def garbled_page(title: str, lines: Sequence[str]) -> Page:
+    """Readable text whose text layer decodes to garbage: drawn in /F2, whose Unicode map is broken."""
+    return Page(text_page(title, lines).content.replace(b"/F1 ", b"/F2 "))
+
+
 def blank_page() -> Page:
     """A page with nothing on it."""
     return Page(b"")
@@ -110,9 +138,17 @@ def build_pdf(pages: Sequence[Page], *, encrypted: bool = False) -> bytes:
     catalog = add(b"")  # filled in below, once the page tree exists
     pages_obj = add(b"")
     font = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
+    # /F2 draws as Helvetica but its Unicode map sends every code to the private use area: readable on the page,
+    # garbage in the text layer (what a subset font with a broken ToUnicode gives)
+    cmap = (b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /Garbled def "
+            b"1 begincodespacerange <00> <FF> endcodespacerange 1 beginbfrange <20> <7E> <E000> endbfrange "
+            b"endcmap CMapName currentdict /CMap defineresource pop end end")
+    to_unicode = add(b"<< /Length %d >>\nstream\n" % len(cmap) + cmap + b"\nendstream")
+    garbled = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding "
+                  b"/ToUnicode %d 0 R >>" % to_unicode)
     kids = []
     for page in pages:
-        resources = b"/Font << /F1 %d 0 R >>" % font
+        resources = b"/Font << /F1 %d 0 R /F2 %d 0 R >>" % (font, garbled)
         if page.image is not None:
             w, h, rgb = page.image
             data = zlib.compress(rgb)

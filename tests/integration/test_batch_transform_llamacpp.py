@@ -30,7 +30,7 @@ def test_a_transform_job_gives_the_texts_convert_gives(
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="corpus")
     pdf = write_pdf(tmp_path / "docs" / "report.pdf", [text_page(f"Part {n}", [f"line {n}"]) for n in range(3)])
-    options = ConvertOptions(params=SamplingParams(max_tokens=12, seed=0))
+    options = ConvertOptions(route="vlm", params=SamplingParams(max_tokens=12, seed=0))
     prefix = S3Location.parse("s3://corpus/batch")
     manifest = prepare([pdf], s3=s3, prefix=prefix, job="job", model_name="pagescribe", options=options)
     assert job_request(manifest, prefix=prefix, instance_type="ml.c6i.2xlarge", instance_count=1)["ModelName"]

@@ -237,12 +237,12 @@ def test_convert_records_each_pages_confidence_in_process_and_over_a_server(
     from pdfgen import write_png
 
     page = write_png(tmp_path / "page.png", text="Totals 41")
-    options = ConvertOptions(params=SamplingParams(max_tokens=6, seed=0, logprobs=0))
+    options = ConvertOptions(route="vlm", params=SamplingParams(max_tokens=6, seed=0, logprobs=0))
     local = list(convert([page], out_dir=tmp_path / "a", backend=tiny_engine, options=options))
     with Client.for_url(live.url) as client:
         remote = list(convert([page], out_dir=tmp_path / "b", backend=client, options=options))
     plain = list(convert([page], out_dir=tmp_path / "c", backend=tiny_engine,
-                         options=ConvertOptions(params=SamplingParams(max_tokens=6, seed=0))))  # fmt: skip
+                         options=ConvertOptions(route="vlm", params=SamplingParams(max_tokens=6, seed=0))))  # fmt: skip
     [a], [b], [c] = local, remote, plain
     assert a.status == "ok" and a.confidence is not None and 0 < a.confidence <= 1
     # (the same text; its probabilities agree up to how the prefix cache and the batch round the logits)

@@ -116,7 +116,7 @@ def test_convert_through_a_server_that_cuts_every_page_records_the_uncut_text(
         options = EngineOptions(ctx=8192, threads=2, slots=slots, batch_size=64)
         with LiveServer(build_engine(options, files=tiny_model), **server) as live:
             args = ["convert", str(pdf), "--out", str(out), "--url", live.url, "-j", "4", "--max-tokens", "160",
-                    "--max-side", "448", "--progress", "quiet"]  # fmt: skip
+                    "--route", "vlm", "--max-side", "448", "--progress", "quiet"]  # fmt: skip
             result = CliRunner().invoke(main, args)
         assert result.exit_code == 0, result.output
         return [json.loads(line) for line in (out / "doc.jsonl").read_text().splitlines()]

@@ -103,7 +103,7 @@ def test_doctags_are_special_tokens_of_the_vocabulary(granite: LlamaCppEngine, f
 def test_doctags_written_by_the_model_reach_the_answer_and_become_a_markdown_table(
     granite: LlamaCppEngine, forced_doctags: list[int], tmp_path: Path
 ) -> None:
-    options = ConvertOptions(family="granite-docling", params=SamplingParams(max_tokens=200, seed=0))
+    options = ConvertOptions(route="vlm", family="granite-docling", params=SamplingParams(max_tokens=200, seed=0))
     [record] = list(convert([page_png(tmp_path / "invoice.png")], out_dir=tmp_path / "out", backend=granite,
                             options=options))
     assert record.status == "ok" and record.finish_reason == "stop"

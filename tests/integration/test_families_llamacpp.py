@@ -216,7 +216,7 @@ def test_describe_and_convert_use_the_family_and_record_its_image_tokens(
     seen = image_from_pil(Image.new("RGB", (record["image"]["width"], record["image"]["height"])))  # as rendered
     assert record["usage"]["prompt_tokens_details"]["image_tokens"] == expected_image_tokens(family, seen)
     assert record["usage"]["completion_tokens"] == 6 and record["timings"]["image_encode_ms"] > 0
-    options = ConvertOptions(family=family, params=FAMILIES[family].sampling(max_tokens=6))
+    options = ConvertOptions(route="vlm", family=family, params=FAMILIES[family].sampling(max_tokens=6))
     [page] = list(convert([png], out_dir=tmp_path / "out", backend=engine, options=options))
     assert page.status in ("ok", "failed") and page.usage["completion_tokens"] > 0
     assert page.image is not None

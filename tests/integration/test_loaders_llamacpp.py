@@ -22,7 +22,7 @@ from servers import LiveServer, sagemaker_env
 pytestmark = pytest.mark.integration
 
 #: What `convert --max-tokens 8` asks (its other defaults are ConvertOptions' own).
-OPTIONS = ConvertOptions(params=SamplingParams(max_tokens=8, temperature=0.0, seed=0))
+OPTIONS = ConvertOptions(route="vlm", params=SamplingParams(max_tokens=8, temperature=0.0, seed=0))
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def converted(live: LiveServer[LlamaCppEngine], inputs: list[Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
     """``(source, page) -> text`` as `pagescribe convert --url` writes it (the model's, or the text layer)."""
     out = tmp_path_factory.mktemp("out")
-    args = ["convert", *map(str, inputs), "--out", str(out), "--url", live.url, "--max-tokens", "8",
+    args = ["convert", *map(str, inputs), "--out", str(out), "--url", live.url, "--max-tokens", "8", "--route", "vlm",
             "--progress", "quiet"]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code in (0, 1), result.output

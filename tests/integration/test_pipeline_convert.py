@@ -21,7 +21,7 @@ def test_a_twelve_page_pdf_converts_from_the_command_line(tiny_model: ModelFiles
     pdf = twelve_page_pdf(tmp_path / "report.pdf")
     out = tmp_path / "out"
     cmd = [
-        sys.executable, "-m", "pagescribe.cli", "convert", str(pdf), "--out", str(out),
+        sys.executable, "-m", "pagescribe.cli", "convert", str(pdf), "--out", str(out), "--route", "vlm",
         "--model", str(tiny_model.text), "--mmproj", str(tiny_model.mmproj), "--ctx", "2048",
         "--max-tokens", "8", "--progress", "jsonl",
     ]  # fmt: skip
@@ -77,7 +77,8 @@ class RecordingEngine:
 def test_the_text_layer_anchor_reaches_the_model_prompt(tiny_engine: LlamaCppEngine, tmp_path: Path) -> None:
     pdf = twelve_page_pdf(tmp_path / "report.pdf")
     engine = RecordingEngine(tiny_engine)
-    options = ConvertOptions(pages=[2, 3], anchor="text-layer", params=SamplingParams(max_tokens=4, seed=0))
+    options = ConvertOptions(route="vlm", pages=[2, 3], anchor="text-layer",
+                             params=SamplingParams(max_tokens=4, seed=0))
     records = list(convert([pdf], out_dir=tmp_path / "out", backend=engine, options=options))
     assert sorted(r.page or 0 for r in records) == [2, 3]
     prompts = [tiny_engine.render_prompt(r) for r in engine.requests[:2]]

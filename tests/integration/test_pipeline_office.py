@@ -45,7 +45,7 @@ def test_a_pptx_made_in_the_test_converts_slide_by_slide(tiny_engine: LlamaCppEn
     for page, (title, body) in zip(pages, SLIDES, strict=True):
         assert title in (page.text_layer or "") and body in (page.text_layer or "")
         assert page.image.width > page.image.height  # slides are landscape
-    options = ConvertOptions(params=SamplingParams(max_tokens=4, seed=0))
+    options = ConvertOptions(route="vlm", params=SamplingParams(max_tokens=4, seed=0))
     records = list(convert([deck], out_dir=tmp_path / "out", backend=tiny_engine, options=options))
     rows = [json.loads(line) for line in (tmp_path / "out" / "deck.jsonl").read_text().splitlines()]
     assert [r["page"] for r in rows] == [1, 2] and {r["source"] for r in rows} == {str(deck)}
@@ -66,7 +66,7 @@ def test_a_docx_converts_and_a_broken_one_is_an_error_record(tmp_path: Path) -> 
     broken.write_bytes(b"PK\x03\x04" + b"\x00" * 64)
     engine = FakeEngine()
     records = list(convert([tmp_path / "memo.docx", broken], out_dir=tmp_path / "out", backend=engine,
-                           options=ConvertOptions(anchor="text-layer")))  # fmt: skip
+                           options=ConvertOptions(route="vlm", anchor="text-layer")))  # fmt: skip
     by_doc = {r.document: r for r in records}
     assert by_doc["memo"].status == "ok" and by_doc["memo"].page == 1
     assert "Revenue grew by 12 percent." in engine.requests[0].messages[0].text

@@ -11,16 +11,17 @@ import time
 from pathlib import Path
 
 from pagescribe.engine.fake import FakeEngine
-from pagescribe.pipeline import convert
+from pagescribe.pipeline import ConvertOptions, convert
 from pdfgen import BLANK_PAGE, twelve_page_pdf
 
 # A run in its own process, slow enough to be killed half-way: about 0.25 s per page.
 DRIVER = """
 import sys
 from pagescribe.engine.fake import FakeEngine
-from pagescribe.pipeline import convert
+from pagescribe.pipeline import ConvertOptions, convert
 
-for record in convert([sys.argv[1]], out_dir=sys.argv[2], backend=FakeEngine(token_delay_s=0.02)):
+vlm = ConvertOptions(route="vlm")  # every page asks the model
+for record in convert([sys.argv[1]], out_dir=sys.argv[2], backend=FakeEngine(token_delay_s=0.02), options=vlm):
     print(record.page, record.status, flush=True)
 """
 
@@ -46,7 +47,7 @@ def test_a_run_killed_mid_way_finishes_on_rerun_without_redoing_pages(tmp_path: 
     assert 4 <= cached_first < 11 and not (out / "report.jsonl").exists()
 
     engine = FakeEngine()
-    records = list(convert([pdf], out_dir=out, backend=engine))
+    records = list(convert([pdf], out_dir=out, backend=engine, options=ConvertOptions(route="vlm")))
 
     rows = [json.loads(line) for line in (out / "report.jsonl").read_text().splitlines()]
     assert [r["page"] for r in rows] == list(range(1, 13))

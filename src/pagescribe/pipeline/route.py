@@ -255,7 +255,7 @@ class Router:
         decided = ocr_decision(ocr, image, self.options.thresholds)
         if decided.route == "ocr":
             return Routed("ocr", f"{why}; {decided.reason}", text=decided.text, ocr_ms=decided.ocr_ms)
-        anchor = self._anchor(page, ocr.text)
+        anchor = self._anchor(page, ocr.text, layer_problem(page.layout) is None)
         return Routed("vlm", f"{why}; {decided.reason}", anchor=anchor, ocr_ms=ocr.elapsed_ms)
 
     def _model(self, page: RenderedPage, why: str, unusable: str | None) -> Routed:
@@ -274,10 +274,10 @@ class Router:
             return Routed("vlm", f"{why}; no OCR anchor ({exc.message})")
         return Routed("vlm", why, anchor=ocr.text or None, ocr_ms=ocr.elapsed_ms)
 
-    def _anchor(self, page: RenderedPage, ocr_text: str) -> str | None:
+    def _anchor(self, page: RenderedPage, ocr_text: str, layer_usable: bool) -> str | None:
         mode = self.options.anchor
         if mode == "none":
             return None
         if mode == "text-layer":
             return page.text_layer
-        return ocr_text or page.text_layer
+        return ocr_text or (page.text_layer if layer_usable else None)
