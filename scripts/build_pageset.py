@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from pagescribe.eval.pageset import write_pageset
+from pagescribe.eval.reference import checks_from_text, page_text
 from pagescribe.eval.scans import ScanStyle
 from pagescribe.eval.synthpages import write_scan, write_synthetic
-from pagescribe.eval.textlayer import checks_from_text, page_text
 from pagescribe.pipeline.render import count_pages
 
 

@@ -11,9 +11,9 @@ from PIL import Image
 from pagescribe.eval.checks import parse_checks, run_checks
 from pagescribe.eval.metrics import word_recall
 from pagescribe.eval.pageset import load_pageset, write_pageset
+from pagescribe.eval.reference import checks_from_text, page_text
 from pagescribe.eval.scans import ScanStyle, scan_twin
 from pagescribe.eval.synthpages import all_pages, single_column, write_synthetic
-from pagescribe.eval.textlayer import checks_from_text, page_text
 
 pytest.importorskip("reportlab")
 
