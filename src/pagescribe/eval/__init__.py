@@ -5,7 +5,8 @@
 
 ``checks`` holds the pass/fail facts (olmOCR-bench style), ``metrics`` word recall, CER and the routing matrix,
 ``normalize`` what both sides go through first. ``synthpages`` and ``scans`` draw pages with known facts and
-their scanned twins, for tests and ``scripts/build_pageset.py``.
+their scanned twins, and ``reference`` takes a real page's reference and checks from its text layer, for tests
+and ``scripts/build_pageset.py``.
 """
 
 from pagescribe.eval.checks import CheckResult, parse_check, run_checks
