@@ -43,7 +43,7 @@ lint: setup
 	$(BIN)/mypy
 
 lock:
-	uv pip compile pyproject.toml --extra dev --extra infra --extra bench --extra rag --python-version 3.11 -o requirements.lock
+	uv pip compile pyproject.toml --extra dev --extra infra --extra bench --extra rag --extra eval --python-version 3.11 -o requirements.lock
 
 bench: setup
 	$(BIN)/python bench/engine_vs_llamacpp.py --preset 1b

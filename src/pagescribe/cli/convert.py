@@ -226,7 +226,7 @@ def convert_command(
         async_endpoint=async_endpoint, s3_prefix=s3_prefix, invocation_timeout_s=invocation_timeout_s,
     )
     remote.check(model=model_options.get("model"))
-    family = _family(remote, model_options)
+    family = model_family(remote, model_options)
     try:
         options = ConvertOptions(
             prompt=load_prompt(prompt_file) if prompt_file else None,
@@ -257,7 +257,7 @@ def convert_command(
     if route in ("text", "ocr") and not remote.remote and model_options.get("model") is None:
         _run(inputs, out_dir, None, options, progress_mode)  # no model: pages that need one fail (no_model)
         return
-    client = _client(remote, concurrency=concurrency, model_options=model_options)
+    client = model_client(remote, concurrency=concurrency, model_options=model_options)
     with client:
         _run(inputs, out_dir, client, options, progress_mode)
 
@@ -282,7 +282,7 @@ def _run(inputs: tuple[str, ...], out_dir: Path, client: Client | None, options:
         sys.exit(1)
 
 
-def _family(remote: RemoteTarget, model_options: dict[str, Any]) -> Family | None:
+def model_family(remote: RemoteTarget, model_options: dict[str, Any]) -> Family | None:
     """The model family the pages are laid out and post-processed for: ``--family``, else that of the model loaded
     here (read from its files), else none (a server's or endpoint's model: LLaVA-1.5's layout, DocTags detected)."""
     options = engine_options_from(model_options)
@@ -296,7 +296,7 @@ def _family(remote: RemoteTarget, model_options: dict[str, Any]) -> Family | Non
         return None
 
 
-def _client(remote: RemoteTarget, *, concurrency: int | None, model_options: dict[str, Any]) -> Client:
+def model_client(remote: RemoteTarget, *, concurrency: int | None, model_options: dict[str, Any]) -> Client:
     """The client the options name: a server, an endpoint, or the model loaded here (``model_options``)."""
     try:
         if remote.remote:

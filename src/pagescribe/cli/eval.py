@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 
 from pagescribe import __version__
-from pagescribe.cli.convert import RemoteTarget, _client, _family
+from pagescribe.cli.convert import RemoteTarget, model_client, model_family
 from pagescribe.cli.options import model_options, sampling_from
 from pagescribe.client import Client
 from pagescribe.errors import PagescribeError
@@ -157,7 +157,7 @@ def _convert(
     progress_mode: str,
 ) -> tuple[BackendRun, dict[str, Any]]:
     """Run the backend over the page set (with the model the flags name, for auto and vlm)."""
-    family = _family(remote, model_flags) if backend in MODEL_BACKENDS else None
+    family = model_family(remote, model_flags) if backend in MODEL_BACKENDS else None
     options = backend_options(
         backend,
         ConvertOptions(
@@ -169,7 +169,7 @@ def _convert(
     )
     client: Client | None = None
     if backend in MODEL_BACKENDS:
-        client = _client(remote, concurrency=concurrency, model_options=model_flags)
+        client = model_client(remote, concurrency=concurrency, model_options=model_flags)
     with contextlib.ExitStack() as stack:
         if client is not None:
             stack.enter_context(client)

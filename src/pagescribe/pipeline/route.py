@@ -252,6 +252,10 @@ class Router:
             return self._model(page, f"{why}; OCR failed ({exc.message})", layer_problem(page.layout))
         if force and ocr.words:
             return Routed("ocr", why, text=ocr.text, ocr_ms=ocr.elapsed_ms)
+        if not ocr.words and page.layout is not None and layer_problem(page.layout) is None:
+            # a near-blank page (a page number, a caption) Tesseract finds nothing on: its text layer says it all
+            reason = f"{why}; OCR found no text; the text layer"
+            return Routed("text", reason, text=page.layout.markdown, ocr_ms=ocr.elapsed_ms)
         decided = ocr_decision(ocr, image, self.options.thresholds)
         if decided.route == "ocr":
             return Routed("ocr", f"{why}; {decided.reason}", text=decided.text, ocr_ms=decided.ocr_ms)
