@@ -68,7 +68,7 @@ def test_langchain_loader_over_a_server_is_lazy_and_gives_convert_s_pages(
     docs = [first, *lazy]
     assert isinstance(first, Document)
     assert {(d.metadata["source"], d.metadata["page"]): d.page_content for d in docs} == converted
-    assert all(d.metadata["model"] == "pagescribe-tiny" and d.metadata["route"] in ("model", "text_layer")
+    assert all(d.metadata["model"] == "pagescribe-tiny" and d.metadata["route"] == "vlm"
                for d in docs)  # fmt: skip
 
 
