@@ -13,9 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pypdfium2 as pdfium
-
 from pagescribe.eval.normalize import normalize
+from pagescribe.pipeline.render import text_layer
 
 #: Words taken from the start of a chosen line.
 CHECK_WORDS = 7
@@ -25,16 +24,7 @@ _PLAIN = re.compile(r"^[(\"'‘“]?[A-Za-z][A-Za-z'’-]+[)\"'’”]?[.,;:]?$"
 
 def page_text(pdf: Path, page: int) -> str:
     """The text layer of page ``page`` (1-based) of ``pdf``, lines as PDFium gives them."""
-    doc = pdfium.PdfDocument(pdf)
-    try:
-        textpage = doc[page - 1].get_textpage()
-        try:
-            text: str = textpage.get_text_bounded()
-        finally:
-            textpage.close()
-    finally:
-        doc.close()
-    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    return text_layer(pdf, page) or ""
 
 
 def checks_from_text(text: str, *, present: int = 3, skip_first: int = 1) -> list[dict[str, Any]]:

@@ -246,6 +246,20 @@ def _scale(width_pt: float, height_pt: float, *, dpi: float | None, max_side: in
     return min(scale, MAX_RENDER_SIDE / longest_pt)
 
 
+def text_layer(path: Path, page: int) -> str | None:
+    """The text layer of one PDF page (1-based), as ``render_document`` gives it, without rendering the page."""
+    with _PDFIUM_LOCK:
+        doc = _open_pdf(path)
+        try:
+            textpage = doc[page - 1].get_textpage()
+            try:
+                return _text_layer(textpage)
+            finally:
+                textpage.close()
+        finally:
+            doc.close()
+
+
 def _text_layer(textpage: pdfium.PdfTextPage) -> str | None:
     text = textpage.get_text_bounded()
     text = text.replace("\r\n", "\n").replace("\r", "\n").strip()

@@ -17,8 +17,8 @@ model: a page is kept from it only when every measure says "text only".
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, get_args
 
 import numpy as np
 from PIL import Image
@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 Route = Literal["blank", "text", "ocr", "vlm"]
 RouteMode = Literal["auto", "vlm", "text", "ocr"]
 AnchorMode = Literal["auto", "none", "text-layer", "ocr"]
-ROUTE_MODES: tuple[str, ...] = ("auto", "vlm", "text", "ocr")
-ANCHOR_MODES: tuple[str, ...] = ("auto", "none", "text-layer", "ocr")
+ROUTE_MODES: tuple[str, ...] = get_args(RouteMode)
+ANCHOR_MODES: tuple[str, ...] = get_args(AnchorMode)
 #: Bump when a change here can change a page's route or routed text (it is part of the resume cache key).
 ROUTER_VERSION = 1
 
@@ -46,10 +46,10 @@ class Thresholds:
     ``image_area``: image objects covering this much of a PDF page make it a figure or photo page (a logo or an
     icon is smaller). ``drawing_area``: vector shapes (not thin rules) covering this much make it a chart or
     diagram page. ``max_rules``: more thin lines than this are a ruled table or a line drawing (a header rule, an
-    underline or a footnote rule are fewer). ``ink_outside_text``: the share of the page with ink away from any
-    text, on PDF pages (a safety net for what the object walk misses) and on OCR'd pages (where pictures show
-    up only this way). ``ocr_confidence``: Tesseract's mean word confidence (0-100) below which its text is not
-    trusted alone.
+    underline or a footnote rule are fewer). ``ink_outside_text_pdf`` and ``ink_outside_text_scan``: the share
+    of the page drawn away from any text once straight rules are taken out (``ink_outside``), on PDF pages (a
+    safety net for what the object walk misses) and on OCR'd pages (where pictures show up only this way).
+    ``ocr_confidence``: Tesseract's mean word confidence (0-100) below which its text is not trusted alone.
     """
 
     image_area: float = 0.01
@@ -70,7 +70,7 @@ class RouteOptions:
     mode: RouteMode = "auto"
     ocr_lang: str = "eng"
     anchor: AnchorMode = "auto"
-    thresholds: Thresholds = field(default_factory=Thresholds)
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
 
     def describe(self) -> dict[str, Any]:
         """Recorded in each page's parameters and part of the resume cache key."""
@@ -181,8 +181,8 @@ def ocr_decision(ocr: OcrResult, image: Image.Image, limits: Thresholds = DEFAUL
     """``ocr`` or ``vlm`` for a page Tesseract has read."""
     if ocr.words == 0:
         return Routed("vlm", "OCR found no text", ocr_ms=ocr.elapsed_ms)
-    boxes = [tuple(map(float, b)) for b in ocr.word_boxes]
-    ink = ink_outside(image, boxes)  # type: ignore[arg-type]
+    boxes = [(float(x0), float(top), float(x1), float(bottom)) for x0, top, x1, bottom in ocr.word_boxes]
+    ink = ink_outside(image, boxes)
     if ink.figure >= limits.ink_outside_text_scan:
         reason = f"a drawing away from the text covers {ink.figure:.1%} of the page (a picture, chart or diagram)"
         return Routed("vlm", reason, anchor=ocr.text, ocr_ms=ocr.elapsed_ms)
@@ -230,7 +230,7 @@ class Router:
         mode = self.options.mode
         unusable = layer_problem(page.layout)
         if mode == "vlm":
-            return self._model(page, "asked for the vision model (--route vlm)", unusable)
+            return self._model(page, "asked for the vision model (--route vlm)")
         if mode == "ocr":
             return self._ocr(page, "asked for OCR (--route ocr)", force=True)
         if unusable is None and page.layout is not None:
@@ -238,10 +238,10 @@ class Router:
                 return Routed("text", "asked for the text layer (--route text)", text=page.layout.markdown)
             decided = pdf_decision(page, page.layout, self.options.thresholds)
             if decided.route == "vlm":
-                return self._model(page, decided.reason, unusable)
+                return self._model(page, decided.reason)
             return Routed("text", decided.reason, text=page.layout.markdown)
         if not self.ocr_ready:
-            return self._model(page, f"{unusable or 'no text layer'} and no OCR engine", unusable)
+            return self._model(page, f"{unusable or 'no text layer'} and no OCR engine")
         return self._ocr(page, unusable or "no text layer", force=mode == "text")
 
     def _ocr(self, page: RenderedPage, why: str, *, force: bool) -> Routed:
@@ -249,7 +249,7 @@ class Router:
         try:
             ocr = recognize(image, lang=self.options.ocr_lang)
         except OcrError as exc:
-            return self._model(page, f"{why}; OCR failed ({exc.message})", layer_problem(page.layout))
+            return self._model(page, f"{why}; OCR failed ({exc.message})", ocr_failed=True)
         if force and ocr.words:
             return Routed("ocr", why, text=ocr.text, ocr_ms=ocr.elapsed_ms)
         if not ocr.words and page.layout is not None and layer_problem(page.layout) is None:
@@ -259,29 +259,24 @@ class Router:
         decided = ocr_decision(ocr, image, self.options.thresholds)
         if decided.route == "ocr":
             return Routed("ocr", f"{why}; {decided.reason}", text=decided.text, ocr_ms=decided.ocr_ms)
-        anchor = self._anchor(page, ocr.text, layer_problem(page.layout) is None)
-        return Routed("vlm", f"{why}; {decided.reason}", anchor=anchor, ocr_ms=ocr.elapsed_ms)
+        return self._model(page, f"{why}; {decided.reason}", ocr=ocr)
 
-    def _model(self, page: RenderedPage, why: str, unusable: str | None) -> Routed:
-        """The vision model, with the anchor the options ask for (OCR run for it when that is the anchor)."""
-        anchor_mode = self.options.anchor
-        layer = page.text_layer if unusable is None else None
-        if anchor_mode == "none":
-            return Routed("vlm", why)
-        if anchor_mode == "text-layer" or (anchor_mode == "auto" and layer):
-            return Routed("vlm", why, anchor=page.text_layer if anchor_mode == "text-layer" else layer)
-        if not self.ocr_ready:
-            return Routed("vlm", why)
-        try:
-            ocr = recognize(page.scan or to_pil(page.image), lang=self.options.ocr_lang)
-        except OcrError as exc:
-            return Routed("vlm", f"{why}; no OCR anchor ({exc.message})")
-        return Routed("vlm", why, anchor=ocr.text or None, ocr_ms=ocr.elapsed_ms)
-
-    def _anchor(self, page: RenderedPage, ocr_text: str, layer_usable: bool) -> str | None:
+    def _model(
+        self, page: RenderedPage, why: str, *, ocr: OcrResult | None = None, ocr_failed: bool = False
+    ) -> Routed:
+        """The vision model, with the anchor the options ask for: the text layer (``text-layer``; ``auto`` when
+        it is usable), else the OCR text (``ocr``, ``auto``), read now unless the router already has it."""
         mode = self.options.anchor
+        usable = layer_problem(page.layout) is None or (page.layout is None and page.text_layer is not None)
         if mode == "none":
-            return None
-        if mode == "text-layer":
-            return page.text_layer
-        return ocr_text or (page.text_layer if layer_usable else None)
+            return Routed("vlm", why)
+        if mode == "text-layer" or (mode == "auto" and usable and page.text_layer):
+            return Routed("vlm", why, anchor=page.text_layer)
+        if ocr is None and self.ocr_ready and not ocr_failed:
+            try:
+                ocr = recognize(page.scan or to_pil(page.image), lang=self.options.ocr_lang)
+            except OcrError as exc:
+                return Routed("vlm", f"{why}; no OCR anchor ({exc.message})")
+        if ocr is None:
+            return Routed("vlm", why)
+        return Routed("vlm", why, anchor=ocr.text or None, ocr_ms=ocr.elapsed_ms)
