@@ -1,10 +1,14 @@
 """Router benchmark: `convert --route auto` against `--route vlm` on real public PDFs, same model and threads, one run.
 
-    python bench/route.py --preset 1b --manual-pages 24 --tokens 256 [--pageset build/pageset]
+    python bench/route.py --preset 1b --manual-pages 24 --tokens 256 [--auto-all] [--corpora manual,guide]
+        [--pageset build/pageset]
 
 Part 1, pages per minute: pages sampled evenly from a program manual (gnuplot.pdf, Debian `gnuplot-doc`) and a
 guide full of graph drawings (dotguide.pdf, `graphviz-doc`), each corpus converted twice into fresh folders (no
 resume cache) with the in-process engine: once routed (`auto`), once with every page sent to the model (`vlm`).
+With --auto-all the routed run converts every page of the corpus: what `auto` costs depends on the corpus's mix
+of pages (a sample of 16 can hold two of the manual's 22 ruled tables, or none), while a `vlm` page costs about
+the same whatever is on it, so the sample gives its rate.
 Part 2, with --pageset: `pagescribe eval` of that page set (scripts/build_pageset.py) with the `auto` and `vlm`
 backends and the same model, compared side by side. The model has random weights: its words score near zero, so
 the eval shows what routing keeps, not how good a real model is.
@@ -41,8 +45,8 @@ from pagescribe.pipeline.render import count_pages  # noqa: E402
 from pagescribe.types import SamplingParams  # noqa: E402
 
 SOURCES = {
-    "manual (gnuplot.pdf)": Path("/usr/share/doc/gnuplot/gnuplot.pdf"),
-    "graph guide (dotguide.pdf)": Path("/usr/share/doc/graphviz/pdf/dotguide.pdf.gz"),
+    "manual": ("manual (gnuplot.pdf)", Path("/usr/share/doc/gnuplot/gnuplot.pdf")),
+    "guide": ("graph guide (dotguide.pdf)", Path("/usr/share/doc/graphviz/pdf/dotguide.pdf.gz")),
 }
 
 
@@ -72,22 +76,28 @@ def convert_once(pdf: Path, pages: list[int], engine: Any, route: str, tokens: i
         wall = time.perf_counter() - started
     routes = Counter(r.route or "none" for r in records)
     done = sum(1 for r in records if r.status in ("ok", "blank"))
+    model_s = [sum(r.timings.get(k, 0) for k in ("image_encode_ms", "prompt_ms", "generate_ms")) / 1000
+               for r in records if r.route == "vlm"]
     return {
         "route": route, "pages": len(records), "done": done, "wall_s": round(wall, 2),
         "pages_per_min": round(60 * len(records) / wall, 2), "routes": dict(routes),
         "model_tokens": sum(r.usage.get("completion_tokens", 0) for r in records),
+        "model_s_per_page": [round(min(model_s), 1), round(max(model_s), 1)] if model_s else None,
     }
 
 
 def speed(args: argparse.Namespace, engine: Any, work: Path) -> list[dict[str, Any]]:
     rows = []
-    for name, path in SOURCES.items():
+    for key in args.corpora.split(","):
+        name, path = SOURCES[key]
         pdf = source_pdf(path, work)
         if pdf is None:
             print(f"skipping {name}: {path} is not installed", flush=True)
             continue
-        pages = sample(count_pages(pdf), args.manual_pages)
+        count = count_pages(pdf)
+        sampled = sample(count, args.manual_pages)
         for route in ("auto", "vlm"):
+            pages = list(range(1, count + 1)) if route == "auto" and args.auto_all else sampled
             row = {"corpus": name, **convert_once(pdf, pages, engine, route, args.tokens)}
             rows.append(row)
             print(row, flush=True)
@@ -117,18 +127,20 @@ def scores(args: argparse.Namespace, model_dir: Path, work: Path) -> dict[str, A
 def report(args: argparse.Namespace, rows: list[dict[str, Any]], evals: dict[str, Any] | None) -> str:
     lines = [
         f"# Routing, preset {args.preset}: {args.threads} threads, {args.tokens} output tokens per model page, "
-        f"{args.manual_pages} pages sampled evenly per corpus",
+        f"{args.manual_pages} pages sampled evenly per corpus" + (" (auto: every page)" if args.auto_all else ""),
         "",
         f"Ran {time.strftime('%Y-%m-%d %H:%M:%S')}, `{' '.join(sys.argv)}`.",
         "",
-        "| corpus | route | pages | wall s | pages/min | routes | model tokens |",
-        "|---|---|---|---|---|---|---|",
+        "| corpus | route | pages | wall s | pages/min | routes | model tokens | s per model page |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         routes = ", ".join(f"{k} {v}" for k, v in sorted(r["routes"].items()))
         lines.append(f"| {r['corpus']} | {r['route']} | {r['done']}/{r['pages']} | {r['wall_s']} | "
-                     f"{r['pages_per_min']} | {routes} | {r['model_tokens']} |")
-    lines += ["", "Ratios (auto over vlm, pages per minute, same pages, model and threads):", ""]
+                     f"{r['pages_per_min']} | {routes} | {r['model_tokens']} | "
+                     f"{'-'.join(map(str, r.get('model_s_per_page') or [])) or '-'} |")
+    same = "auto on every page, vlm on the sample" if args.auto_all else "same pages"
+    lines += ["", f"Ratios (auto over vlm, pages per minute, {same}, same model and threads):", ""]
     for corpus in dict.fromkeys(r["corpus"] for r in rows):
         pair = {r["route"]: r for r in rows if r["corpus"] == corpus}
         if {"auto", "vlm"} <= pair.keys():
@@ -143,7 +155,9 @@ def report(args: argparse.Namespace, rows: list[dict[str, Any]], evals: dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="1b", choices=["tiny", "1b", "llava-1.5-7b"])
-    parser.add_argument("--manual-pages", type=int, default=24)
+    parser.add_argument("--manual-pages", type=int, default=24, help="pages sampled evenly from each corpus")
+    parser.add_argument("--auto-all", action="store_true", help="the auto run converts every page of the corpus")
+    parser.add_argument("--corpora", default="manual,guide", help="comma-separated: manual, guide")
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--eval-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))

@@ -104,6 +104,24 @@ def bar_chart_page(title: str, bars: Sequence[tuple[str, int]]) -> Page:
     return Page(b"".join(out))
 
 
+def underscored_page(title: str, lines: Sequence[str], *, size: int = 10) -> Page:
+    """A heading and lines of Courier (every glyph 0.6 em wide) whose underscores are drawn as TeX draws ``\\_``:
+    no character, a short filled rule just under the baseline between the words."""
+    out = [_text(72, 720, title, size=20)]
+    y = 690.0
+    advance = 0.6 * size
+    for line in lines:
+        x = 72.0
+        for i, part in enumerate(line.split("_")):
+            if i:
+                out.append(b"%.2f %.2f %.2f %.2f re f\n" % (x + 0.06 * size, y - 0.1 * size, 0.4 * size, 0.08 * size))
+                x += 0.52 * size
+            out.append(b"BT /F3 %d Tf %.2f %.2f Td (" % (size, x, y) + _escape(part) + b") Tj ET\n")
+            x += advance * len(part)
+        y -= 1.6 * size
+    return Page(b"".join(out))
+
+
 def garbled_page(title: str, lines: Sequence[str]) -> Page:
     """Readable text whose text layer decodes to garbage: drawn in /F2, whose Unicode map is broken."""
     return Page(text_page(title, lines).content.replace(b"/F1 ", b"/F2 "))
@@ -146,9 +164,10 @@ def build_pdf(pages: Sequence[Page], *, encrypted: bool = False) -> bytes:
     to_unicode = add(b"<< /Length %d >>\nstream\n" % len(cmap) + cmap + b"\nendstream")
     garbled = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding "
                   b"/ToUnicode %d 0 R >>" % to_unicode)
+    mono = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Courier /Encoding /WinAnsiEncoding >>")
     kids = []
     for page in pages:
-        resources = b"/Font << /F1 %d 0 R /F2 %d 0 R >>" % (font, garbled)
+        resources = b"/Font << /F1 %d 0 R /F2 %d 0 R /F3 %d 0 R >>" % (font, garbled, mono)
         if page.image is not None:
             w, h, rgb = page.image
             data = zlib.compress(rgb)

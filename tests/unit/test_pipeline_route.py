@@ -33,6 +33,7 @@ from pdfgen import (
     table_page,
     text_page,
     two_column_page,
+    underscored_page,
     write_pdf,
 )
 
@@ -141,6 +142,22 @@ def test_headings_lists_and_aligned_tables_become_markdown(tmp_path: Path) -> No
     assert route == "text"
     assert "# Report" in text and "- first point\n- second point" in text and "1. numbered" in text
     assert "| Name | Qty |\n| --- | --- |\n| Apples | 12 |\n| Pears | 7 |" in text
+
+
+def test_underscores_drawn_as_rules_are_text_not_a_ruled_table(tmp_path: Path) -> None:
+    # TeX draws \_ as a short rule with no glyph: a manual full of identifiers has dozens of them per page
+    lines = ["set the GPVAL_X_MIN and GPVAL_X_MAX variables", "x11_color resources", "a_b_c_d_e_f are six"]
+    pdf = write_pdf(tmp_path / "ids.pdf", [underscored_page("Variables", lines)])
+    route, reason, text = route_of(pdf)
+    assert route == "text", reason
+    assert "GPVAL_X_MIN and GPVAL_X_MAX" in text and "x11_color resources" in text and "a_b_c_d_e_f are" in text
+
+    # the same short rules away from any word are a drawing (a dashed line): still the model's
+    dashes = b"".join(b"%d 400 4 0.8 re f\n" % (72 + 12 * i) for i in range(12))
+    content = underscored_page("Variables", ["no identifiers here"]).content + dashes
+    pdf = write_pdf(tmp_path / "dashes.pdf", [type(text_page("x", []))(content)])
+    route, reason, _ = route_of(pdf)
+    assert route == "vlm" and "12 ruled lines" in reason
 
 
 def test_forcing_a_route_and_the_no_model_case(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 Both sides of every comparison (the reference or a check's text, and a backend's output) go through ``normalize``,
 so an aggressive rule costs nothing: case, Unicode forms (ligatures, full-width letters), typographic quotes and
 dashes, Markdown and simple HTML markup, words hyphenated across a line break and runs of whitespace are all
-made equal. ``words`` cuts normalised text into the words that word recall counts.
+made equal; an underscore separates words (``GPVAL_X_MIN`` is three words, as in a text layer that lost the
+underscores TeX draws as rules). ``words`` cuts normalised text into the words that word recall counts.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ _REPLACEMENTS = str.maketrans(
         "‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "`": None,
         "“": '"', "”": '"', "„": '"', "‟": '"', "″": '"',
         "‐": "-", "‑": "-", "‒": "-", "–": "-", "—": "-", "―": "-", "−": "-",
-        "*": None, "_": None, "|": " ", "\u00a0": " ", "\t": " ",
+        "*": None, "_": " ", "|": " ", "\u00a0": " ", "\t": " ",
     }
 )  # fmt: skip
 # A word broken at a line end: PDFium marks the break with \x02 or a soft hyphen, others with a plain hyphen.

@@ -36,7 +36,7 @@ AnchorMode = Literal["auto", "none", "text-layer", "ocr"]
 ROUTE_MODES: tuple[str, ...] = get_args(RouteMode)
 ANCHOR_MODES: tuple[str, ...] = get_args(AnchorMode)
 #: Bump when a change here can change a page's route or routed text (it is part of the resume cache key).
-ROUTER_VERSION = 1
+ROUTER_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,12 +4,15 @@
 the router, and rebuilds the text layer as a person reads it: columns found by a recursive XY cut (vertical
 gutters first, so a two-column page reads left column then right), lines from the glyphs' baselines, words
 from the gaps between glyphs, paragraphs from the gaps between lines, headings from font sizes larger than the
-body's, list items from their bullets, and simple tables from lines whose cells line up. Coordinates are PDF
-points with the origin at the top left. Everything here runs under the caller's PDFium lock.
+body's, list items from their bullets, and simple tables from lines whose cells line up. Characters drawn as
+rules (TeX draws ``\\_`` as a short line under the baseline, with no glyph) are read back as the characters
+they show. Coordinates are PDF points with the origin at the top left. Everything here runs under the
+caller's PDFium lock.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 import statistics
@@ -27,6 +30,9 @@ Box = tuple[float, float, float, float]  # x0, top, x1, bottom (points, origin t
 GRID_PT = 4.0
 #: A path thinner than this (points) in one direction is a rule: a line, an underline, a table's ruling.
 RULE_PT = 2.5
+#: A horizontal rule no longer than this many font sizes, touching a word on its line, is an underscore drawn
+#: as a rule (TeX's ``\\_``): it is read as "_" and is not counted as a ruling.
+UNDERSCORE_EM = 1.0
 _BULLETS = "•◦▪‣∙·●○■□–—-*"
 _NUMBERED = re.compile(r"^(\(?\d{1,3}[.)]|\(?[a-z][.)])\s")
 
@@ -107,7 +113,8 @@ def read_layout(page: pdfium.PdfPage, textpage: pdfium.PdfTextPage) -> PageLayou
     """Measure a page and rebuild its text (PDFium objects; the caller holds the PDFium lock)."""
     width, height = page.get_size()
     glyphs, invisible, bad = _glyphs(textpage, height)
-    images, image_area, paths, rules, drawing_area = _objects(page, width, height)
+    images, image_area, paths, rule_boxes, drawing_area = _objects(page, width, height)
+    glyphs, rules = _underscores(glyphs, rule_boxes)
     lines = _lines(glyphs)
     return PageLayout(
         width=width,
@@ -118,7 +125,7 @@ def read_layout(page: pdfium.PdfPage, textpage: pdfium.PdfTextPage) -> PageLayou
         images=images,
         image_area=image_area,
         paths=paths,
-        rules=rules,
+        rules=len(rules),
         drawing_area=drawing_area,
         text_boxes=tuple((ln.x0, ln.top, ln.x1, ln.bottom) for ln in lines),
         markdown=to_markdown(glyphs),
@@ -165,12 +172,14 @@ def _invisible(raw: object, index: int) -> bool:
     return bool(obj) and pdfium_c.FPDFTextObj_GetTextRenderMode(obj) == pdfium_c.FPDF_TEXTRENDERMODE_INVISIBLE
 
 
-def _objects(page: pdfium.PdfPage, width: float, height: float) -> tuple[int, float, int, int, float]:
-    """Image objects and the page share they cover; path objects, how many are rules, the share shapes cover."""
+def _objects(page: pdfium.PdfPage, width: float, height: float) -> tuple[int, float, int, list[Box], float]:
+    """Image objects and the page share they cover; path objects, the boxes of those that are rules, and the
+    share the other paths (shapes) cover."""
     cols, rows = max(1, int(width / GRID_PT) + 1), max(1, int(height / GRID_PT) + 1)
     image_grid = np.zeros((rows, cols), dtype=bool)
     drawing_grid = np.zeros((rows, cols), dtype=bool)
-    images = paths = rules = 0
+    images = paths = 0
+    rules: list[Box] = []
     for obj in page.get_objects(max_depth=8):
         kind = obj.type
         if kind not in (pdfium_c.FPDF_PAGEOBJ_IMAGE, pdfium_c.FPDF_PAGEOBJ_PATH, pdfium_c.FPDF_PAGEOBJ_SHADING):
@@ -186,12 +195,43 @@ def _objects(page: pdfium.PdfPage, width: float, height: float) -> tuple[int, fl
             continue
         paths += 1
         if min(x1 - x0, y1 - y0) <= RULE_PT:
-            rules += 1
+            rules.append((x0, height - y1, x1, height - y0))
             continue
         if (x1 - x0) * (y1 - y0) >= 0.9 * width * height:
             continue  # a page-sized frame or background fill says nothing about figures
         _mark(drawing_grid, x0, height - y1, x1, height - y0)
     return images, float(image_grid.mean()), paths, rules, float(drawing_grid.mean())
+
+
+def _underscores(glyphs: list[Glyph], rules: list[Box]) -> tuple[list[Glyph], list[Box]]:
+    """The glyphs with an "_" added for every short rule that sits in a line of text just after or before a
+    glyph (within half a font size), and the rules that are left: the page's rulings."""
+    largest = max((g.size for g in glyphs), default=0.0)
+    short = [r for r in rules if r[3] - r[1] <= r[2] - r[0] <= UNDERSCORE_EM * largest]
+    if not short:
+        return glyphs, rules
+    out = list(glyphs)
+    tops = np.array([g.top for g in glyphs])
+    bottoms = np.array([g.bottom for g in glyphs])
+    underscores: set[Box] = set()
+    for x0, top, x1, bottom in sorted(short):
+        middle = (top + bottom) / 2
+        line = np.flatnonzero((tops <= middle) & (middle <= bottoms)).tolist()
+        if not line:
+            continue
+        size = statistics.median(glyphs[i].size for i in line)
+        left = [i for i in line if x0 - 0.5 * size <= glyphs[i].x1 <= x0 + 0.2 * size]
+        right = [i for i in line if x1 - 0.2 * size <= glyphs[i].x0 <= x1 + 0.5 * size]
+        if x1 - x0 > UNDERSCORE_EM * size or not (left or right):
+            continue
+        near = glyphs[(left or right)[0]]
+        gap = x0 - glyphs[left[0]].x1 if left else size
+        out.append(Glyph("_", x0, near.top, x1, near.bottom, near.size, space_before=gap > 0.15 * size))
+        for i in right:  # PDFium sees a space where the rule stands: the word goes on through it
+            if glyphs[i].x0 - x1 <= 0.15 * size:
+                out[i] = dataclasses.replace(out[i], space_before=False)
+        underscores.add((x0, top, x1, bottom))
+    return out, [r for r in rules if r not in underscores]
 
 
 def _mark(grid: np.ndarray, x0: float, top: float, x1: float, bottom: float) -> None:
