@@ -9,6 +9,7 @@ tokens, image encode ms and prompt ms of a page (from each server's own timings)
 
     python bench/families.py                                   # every family, full size, 2 threads, c=1,4
     python bench/families.py --families granite-docling --tiny --concurrency 1 --requests 1 --rounds 1
+    python bench/families.py --families qwen2.5-vl --concurrency 1 --requests 1 --rounds 1 --warm text
 
 Writes bench/results/families[-NAME].json and .md. Not a test: at full size it takes a long time on 2 cores.
 """
@@ -16,6 +17,7 @@ Writes bench/results/families[-NAME].json and .md. Not a test: at full size it t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import os
@@ -90,7 +92,10 @@ def bench_family(family: Family, args: argparse.Namespace) -> dict[str, Any]:
         for name in args.targets.split(","):
             targets[name] = ServerTarget(server_for(name, pair.text, pair.mmproj, threads=args.threads,
                                                     slots=args.slots, ctx=args.ctx))
-            targets[name].run(asks(family, 99000, 1, 4), 1)  # warm: the template prefix cached where possible
+            warm = asks(family, 99000, 1, 4)  # the template prefix cached where possible
+            if args.warm == "text":  # the prompt without its page: for families whose page takes minutes
+                warm = [dataclasses.replace(a, image_png=b"") for a in warm]
+            targets[name].run(warm, 1)
             cost = page_costs(targets[name].server.url, asks(family, 98000, 1, args.tokens)[0])
             result["targets"][name] = {"ready_s": round(targets[name].ready_s, 1), "page": cost, "levels": {}}
             print(family.name, name, "page", cost, flush=True)
@@ -158,12 +163,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--slots", type=int, default=4)
     parser.add_argument("--ctx", type=int, default=4096, help="context per request (slot)")
+    parser.add_argument("--warm", choices=["page", "text"], default="page",
+                        help="warm each server with one page, or with the prompt alone (slow families)")
     parser.add_argument("--name", default="", help="suffix for the result files")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     report: dict[str, Any] = {
         "threads": args.threads, "slots": args.slots, "ctx": args.ctx, "tokens": args.tokens,
         "concurrency": args.concurrency, "requests": args.requests, "rounds": args.rounds, "tiny": args.tiny,
+        "warm": args.warm,
         "started": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": f"{os.cpu_count()} CPUs, {platform.platform()}",
         "families": {},
     }

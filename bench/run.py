@@ -315,7 +315,8 @@ def memory_by_slots(args: argparse.Namespace, pair: Any, slot_counts: list[int])
 def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Throughput, preset {report['preset']}: {report['threads']} threads, {report['slots']} slots, "
-        f"ctx {report['ctx']} per slot, flash attention on, {report['tokens']} output tokens (doc mix), "
+        f"ctx {report['ctx']} per slot, flash attention on, {report['tokens']} output tokens a page "
+        f"(twice as many in the decode mix), "
         f"{report['rounds']} interleaved rounds of {report['requests']}+ requests per level",
         "", f"Machine: {report['machine']}. Ran {report['started']}.", "",
         "| target | mix@conc | pages/min | p50 s | p95 s | TTFT p50 s | output tok/s | errors |",
@@ -419,6 +420,7 @@ def main() -> None:
     parser.add_argument("--ctx", type=int, default=2048, help="context per request (slot)")
     parser.add_argument("--limits", action="store_true", help="also run llama-batched-bench and derive the floor")
     parser.add_argument("--memory-slots", default="", help="slot counts to record pagescribe's peak RSS for")
+    parser.add_argument("--warm-mix", default="doc", help="the mix every slot is warmed with (decode: no pages)")
     parser.add_argument("--name", default="", help="suffix for the result files")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--engine-worker", help=argparse.SUPPRESS)
@@ -440,7 +442,7 @@ def main() -> None:
         for name in names:
             targets[name] = start_target(name, args, pair)
             # warm every slot: the document prompt is then cached wherever a server can cache it
-            targets[name].run(workload("doc", args.slots, 4, 99000), args.slots)
+            targets[name].run(workload(args.warm_mix, args.slots, 4, 99000), args.slots)
             report["targets"][name] = {"ready_s": round(targets[name].ready_s, 1), "levels": {}}
         for mix in mixes:
             for level in levels:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from PIL import Image, ImageDraw
 
-from pagescribe.engine.base import CancelToken, final
+from pagescribe.engine.base import CancelToken, Event, Work, final
 from pagescribe.engine.factory import build_engine
 from pagescribe.engine.llamacpp import LlamaCppEngine
 from pagescribe.engine.options import EngineOptions
@@ -259,5 +259,42 @@ def test_the_server_builds_the_engine_with_the_slots_and_context_it_is_given(tin
         assert engine.slots == 3
         requests = [doc_request(page(60 + n), max_tokens=3) for n in range(3)]
         assert all(r.usage.completion_tokens == 3 for r in run_concurrently(engine, requests))  # type: ignore[arg-type]
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold-start", "warm-slots"])
+def test_pages_sent_together_start_answering_together(
+    tiny_model: ModelFiles, engine1: LlamaCppEngine, warm: bool
+) -> None:
+    # Every image a step reaches is evaluated before the next step, and slots that copy the shared instructions
+    # from another start in the same step: no page streams on alone while the others wait for their images
+    # (which would make every later step decode fewer pages at once).
+    engine = build_engine(EngineOptions(ctx=1024, threads=2, slots=4), files=tiny_model)
+    engine.load()
+    try:
+        if warm:  # every slot holds the instructions from an earlier page, as in a server that has been running
+            run_concurrently(engine, [doc_request(page(90 + i), max_tokens=2) for i in range(4)])
+        order: list[int] = []
+        results: dict[int, Event] = {}
+        done = [threading.Event() for _ in range(4)]
+
+        def sink_for(i: int) -> Callable[[Event], None]:
+            def sink(event: Event) -> None:
+                if isinstance(event, str):
+                    order.append(i)
+                else:
+                    results[i] = event
+                    done[i].set()
+            return sink
+
+        requests = [doc_request(page(80 + i), max_tokens=8) for i in range(4)]
+        engine.submit([Work(r, sink_for(i)) for i, r in enumerate(requests)])
+        assert all(d.wait(60) for d in done)
+        first = max(order.index(i) for i in range(4))
+        third = min(k for k, i in enumerate(order) if order[: k + 1].count(i) == 3)
+        assert first < third, order
+        # and each answer is the one the page gets on its own
+        assert [results[i].text for i in range(4)] == [collect(engine1, r).text for r in requests]  # type: ignore[union-attr]
     finally:
         engine.close()

@@ -1,10 +1,11 @@
 """Continuous batching: N slots share one model and one context, driven by one thread that owns the queue.
 
 Callers on any thread submit work to ``queue`` (``queue.py``: bounded, all or none); the loop takes it from there.
-Each step builds one batch holding the next token of every generating slot plus prompt tokens of newly admitted
-slots (bounded by the batch size, so a long prompt never stalls the others), and at most one bounded piece of an
-image's embeddings; then samples every slot that produced logits and hands each new piece straight to its
-request's sink. Requests that share a leading prompt reuse its KV cells (prefix cache; a request whose prefix
+Each step builds one batch holding the next token of every generating slot plus prompt text of admitted slots
+(bounded by the batch size), samples every slot that produced logits and hands each new piece straight to its
+request's sink; then it evaluates the images next in line of admitted prompts (in pieces of at most a batch; every
+one of them unless a piece would cost a running request its deadline), so pages that arrive together start
+generating together. Requests that share a leading prompt reuse its KV cells (prefix cache; a request whose prefix
 another slot is evaluating waits for it; a reused prefix no slot keeps any more is saved to host memory,
 ``prefixes.py``); identical images reuse their embeddings (image cache). Cancellation and each request's deadline
 are checked every step.
@@ -124,6 +125,7 @@ class BatchScheduler:
         """Start waiting jobs on idle slots, in order; a job whose prompt another slot is evaluating right now
         waits for that slot to get past the part they share, then copies it instead of computing it again."""
         held: list[Job] = []
+        lent: set[int] = set()  # slots whose cells are copied at the next decode: not to be overwritten before it
         jobs = self.queue.take()
         while jobs:
             job = jobs.pop(0)
@@ -132,7 +134,7 @@ class BatchScheduler:
             if job.stop_reason() == "cancelled":
                 self._drop(job, job.empty_result("cancelled", self.model_id))
                 continue
-            idle = [s for s in self.slots if not s.active]
+            idle = [s for s in self.slots if not s.active and s.seq not in lent]
             if not idle:
                 held.append(job)
                 continue
@@ -146,18 +148,18 @@ class BatchScheduler:
             job.prompt = None  # the slot owns it from here
             slot = self._choose_slot(idle, prompt)
             try:
-                copied = self._start(slot, job, prompt)
+                donor = self._start(slot, job, prompt)
             except Exception as exc:  # e.g. a response_format whose schema cannot become a grammar
                 job.finish(exc)
                 self._release(slot)
                 slot.cached = []
                 self.native.forget(slot.seq, 0)
                 continue
-            if copied:
-                # llama.cpp copies a KV stream at the next decode; until then nothing may write the source's data
-                # (a saved state restored into it would be copied instead): the others wait one step.
-                held.extend(jobs)
-                break
+            if donor is not None:
+                # llama.cpp copies a KV stream at the next decode, in order; until then nothing may write the
+                # source's data (a saved state restored into it would be copied instead), so no later job of this
+                # step starts on it. Reading it, or copying from it again, is safe.
+                lent.add(donor.seq)
         self.queue.hold(held)
 
     def _drop(self, job: Job, event: GenerationResult | BaseException) -> None:
@@ -209,8 +211,8 @@ class BatchScheduler:
         own, _, _ = best_prefix(idle, prompt.keys)
         return own if own is not None else min(idle, key=lambda s: len(s.cached))
 
-    def _start(self, slot: Slot, job: Job, prompt: TokenizedPrompt) -> bool:
-        """Put ``job`` on ``slot``, reusing the longest cached prefix; whether it copied another slot's stream."""
+    def _start(self, slot: Slot, job: Job, prompt: TokenizedPrompt) -> Slot | None:
+        """Put ``job`` on ``slot``, reusing the longest cached prefix; the slot whose stream it copied, if any."""
         _, own_keys, own_pos = best_prefix([slot], prompt.keys)
         source, n_keys, n_pos = best_prefix(self._sources(), prompt.keys)
         if source is None or n_keys <= own_keys:  # the slot's own cells do as well: no copy
@@ -249,7 +251,7 @@ class BatchScheduler:
         slot.n_generated, slot.next_token, slot.out_index = 0, -1, -1
         slot.generated, slot.complete, slot.steps, slot.logprobs = [], 0, 0, []
         slot.started, slot.first_token, slot.encode_ms = time.perf_counter(), 0.0, 0.0
-        return donor is not None
+        return donor
 
     def _resumable_rows(self, slot: Slot, prompt: TokenizedPrompt, n_keys: int) -> int:
         """Rows of an image ``slot`` had evaluated when its request was cut, if ``prompt`` goes on with that image
@@ -337,10 +339,38 @@ class BatchScheduler:
             slot.phase = "generate"
             slot.first_token = time.perf_counter()
             self._sample(slot)
-        image_slot = next((s for s in prompting if s.phase == "prompt" and not s.prompt_done()
-                           and isinstance(s.next_key(), ImageKey)), None)
-        if image_slot is not None:
-            self._image_step(image_slot)
+        self._prefill_images()
+
+    def _prefill_images(self) -> None:
+        """Evaluate the images next in line of admitted prompts, oldest first, after the step's batch, so pages
+        that arrive together start generating together and every later step decodes all of them at once (fewer,
+        fuller decode steps: llama-server's order too). A piece that would run past a running request's deadline
+        waits for the next step, but every step evaluates at least one piece."""
+        done = 0
+        for slot in sorted((s for s in self.slots if s.phase == "prompt"), key=lambda s: s.started):
+            while not slot.prompt_done() and isinstance(slot.next_key(), ImageKey):
+                if done and not self._may_hold(slot):
+                    return
+                self._image_step(slot)
+                self.heartbeat.beat()
+                done += 1
+
+    def _may_hold(self, slot: Slot) -> bool:
+        """Whether one more image piece for ``slot`` leaves every running request time for its own next step:
+        none is cancelled or out of time, and none has a deadline within the piece's estimated time."""
+        key = slot.next_key()
+        assert isinstance(key, ImageKey)
+        now = time.monotonic()
+        piece_s = min(key.n_tokens - slot.image_done, self._room(slot)) / self._rate if self._rate else 0.0
+        for other in self.slots:
+            job = other.job
+            if job is None:
+                continue
+            if job.stop_reason(now) is not None:
+                return False
+            if job.deadline is not None and (job.deadline - now) * STEP_SHARE < piece_s:
+                return False
+        return True
 
     def _measure(self, positions: int, seconds: float) -> None:
         """Keep a running estimate of how many positions a prompt step evaluates per second."""
