@@ -123,8 +123,14 @@ def bench_family(family: Family, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def ratios(targets: dict[str, Any]) -> dict[str, float]:
+    """pagescribe's pages/min over llama-server's per level, from pages and wall time (the rounded pages/min of a
+    slow family would move the ratio by a few per cent)."""
     ours, peer = targets.get("pagescribe", {}).get("levels", {}), targets.get("llama-server", {}).get("levels", {})
-    return {f"pages/min {level} vs llama-server": round(s["pages_per_min"] / peer[level]["pages_per_min"], 3)
+
+    def rate(s: dict[str, Any]) -> float:
+        return (s["requests"] - s["errors"]) / s["wall_s"]
+
+    return {f"pages/min {level} vs llama-server": round(rate(s) / rate(peer[level]), 3)
             for level, s in ours.items() if peer.get(level, {}).get("pages_per_min")}
 
 
