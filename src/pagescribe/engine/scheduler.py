@@ -339,16 +339,16 @@ class BatchScheduler:
             slot.phase = "generate"
             slot.first_token = time.perf_counter()
             self._sample(slot)
-        self._prefill_images()
+        self._prefill_images(prompting)
 
-    def _prefill_images(self) -> None:
+    def _prefill_images(self, prompting: list[Slot]) -> None:
         """Evaluate the images next in line of admitted prompts, oldest first, after the step's batch, so pages
         that arrive together start generating together and every later step decodes all of them at once (fewer,
         fuller decode steps: llama-server's order too). A piece that would run past a running request's deadline
         waits for the next step, but every step evaluates at least one piece."""
         done = 0
-        for slot in sorted((s for s in self.slots if s.phase == "prompt"), key=lambda s: s.started):
-            while not slot.prompt_done() and isinstance(slot.next_key(), ImageKey):
+        for slot in prompting:  # oldest first; those whose prompt ended in this step's batch now generate
+            while slot.phase == "prompt" and not slot.prompt_done() and isinstance(slot.next_key(), ImageKey):
                 if done and not self._may_hold(slot):
                     return
                 self._image_step(slot)
