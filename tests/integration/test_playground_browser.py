@@ -24,7 +24,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 @pytest.fixture(scope="module")
 def live(server_engine: LlamaCppEngine) -> Iterator[LiveServer[LlamaCppEngine]]:
-    with LiveServer(server_engine, time_limit_s=30) as server:
+    # keep-alive comments every 5 ms: the page's stream reader meets them between a page's tokens
+    with LiveServer(server_engine, time_limit_s=30, stream_ping_s=0.005) as server:
         yield server
 
 

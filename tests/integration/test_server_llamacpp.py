@@ -124,6 +124,31 @@ def test_the_openai_client_plain_and_streamed_with_a_data_image(live: Live) -> N
     assert pieces == plain.choices[0].message.content  # greedy: the same text both ways
 
 
+def test_a_stream_waiting_for_the_only_slot_gets_comments_then_the_same_text(tiny_model: ModelFiles) -> None:
+    engine = Recording(tiny_model, ctx=4096, threads=2, slots=1)
+    page = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + page_b64("white", "Memo 3")}}
+    body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "Describe."}, page]}], "max_tokens": 12}
+    long = {"inputs": [[{"role": "user", "content": "Describe.", "image": page_b64("navy", "Chart")}]],
+            "parameters": {"max_tokens": 2000}}
+    with LiveServer(engine, stream_ping_s=0.05, time_limit_s=30) as server:
+        plain = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=60).json()
+        holder = threading.Thread(target=httpx.post, args=(f"{server.url}/invocations",),
+                                  kwargs={"json": long, "timeout": 60})
+        holder.start()
+        while len(engine.received) < 2:
+            time.sleep(0.01)
+        with httpx.stream("POST", f"{server.url}/v1/chat/completions", json={**body, "stream": True},
+                          timeout=60) as response:
+            events = [line for line in response.iter_lines() if line]
+        holder.join()
+    data = [json.loads(line[6:]) for line in events if line.startswith("data: {")]
+    first_text = next(i for i, line in enumerate(events) if '"content":"' in line and '"content":""' not in line)
+    assert ":" in events[:first_text]  # kept alive while the long answer held the slot
+    assert events[-1] == "data: [DONE]"
+    streamed = "".join(d["choices"][0]["delta"].get("content") or "" for d in data)
+    assert streamed and streamed == plain["choices"][0]["message"]["content"]  # greedy: the same text
+
+
 def test_metrics_count_the_prompt_tokens_the_prefix_cache_saved(live: Live) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 

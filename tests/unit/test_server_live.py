@@ -146,6 +146,61 @@ def test_the_openai_client_gets_plain_and_streamed_completions_for_a_data_image(
     assert "".join(pieces) == REPLY
 
 
+def _hold_the_slot(url: str, seconds_of_words: int) -> threading.Thread:
+    """A request that keeps the only slot busy (FakeEngine at 0.05 s a word) for about ``seconds_of_words``."""
+    body = {"inputs": [[{"role": "user", "content": "x"}]], "parameters": {"max_tokens": 20 * seconds_of_words}}
+    thread = threading.Thread(target=httpx.post, args=(f"{url}/invocations",), kwargs={"json": body, "timeout": 30})
+    thread.start()
+    while metric(url, "pagescribe_busy_slots") < 1:
+        time.sleep(0.01)
+    return thread
+
+
+@pytest.mark.parametrize("ping_s", [0.2, 0.0])
+def test_a_stream_queued_behind_a_long_page_outlives_a_short_client_read_timeout(ping_s: float) -> None:
+    openai = pytest.importorskip("openai")
+    engine = FakeEngine(reply=" ".join(["tok"] * 100), token_delay_s=0.05, n_slots=1)
+    with live(engine, stream_ping_s=ping_s) as url:
+        holder = _hold_the_slot(url, 2)
+        # a client that gives up after 1 s without a byte, waiting ~2 s for its first token
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=httpx.Timeout(1.0))
+        messages = [{"role": "user", "content": "Describe this page."}]
+        try:
+            stream = client.chat.completions.create(model="m", messages=messages, max_tokens=5, stream=True)
+            text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+        except openai.APITimeoutError:
+            text = None
+        holder.join()
+    if ping_s:
+        assert text == "tok tok tok tok tok"
+    else:  # the same client without keep-alive comments times out: what the pings are for
+        assert text is None
+
+
+def test_a_queued_event_stream_starts_with_200_and_comments_json_lines_wait() -> None:
+    engine = FakeEngine(reply=" ".join(["tok"] * 100), token_delay_s=0.05, n_slots=1)
+    chat = {"messages": [{"role": "user", "content": "x"}], "max_tokens": 2, "stream": True}
+    dialog = {"inputs": [[{"role": "user", "content": "x"}]], "parameters": {"max_tokens": 2, "stream": True}}
+    with live(engine, stream_ping_s=0.2) as url:
+        holder = _hold_the_slot(url, 1)
+        started = time.monotonic()
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json=chat, timeout=10) as response:
+            headers_s = time.monotonic() - started
+            events = [line for line in response.iter_lines() if line]
+        holder.join()
+        holder = _hold_the_slot(url, 1)
+        lines = httpx.post(f"{url}/invocations", json=dialog, timeout=10).text.splitlines()
+        holder.join()
+    assert response.status_code == 200 and headers_s < 0.8  # not after the ~1 s wait for the slot
+    comments = [line for line in events if line.startswith(":")]
+    data = [json.loads(line[6:]) for line in events if line.startswith("data: {")]
+    assert comments and set(comments) == {":"} and events[-1] == "data: [DONE]"
+    assert "".join(d["choices"][0]["delta"].get("content") or "" for d in data) == "tok tok"
+    # format A streams JSON Lines, which have no comment: it still waits for the first token, every line JSON
+    assert [json.loads(line)["token"]["text"] for line in lines[:-1]] == ["tok", " tok"]
+    assert json.loads(lines[-1])["generated_text"] == "tok tok"
+
+
 def test_ping_answers_fast_while_every_slot_generates() -> None:
     engine = FakeEngine(reply=" ".join(["tok"] * 40), token_delay_s=0.05, n_slots=4)
     with live(engine) as url:

@@ -144,32 +144,41 @@ def complete(call: Call, wire: WireRequest, done: Sequence[GenerationResult]) ->
 
 async def _streamed(call: Call, wire: WireRequest, jobs: list[AsyncEvents]) -> Answer:
     # Wait for the first piece before answering, so errors that come before any text (context overflow,
-    # a bad response_format) still get their own status instead of a 200 with an error inside.
+    # a bad response_format) still get their own status instead of a 200 with an error inside. An event stream
+    # waits at most ``stream_ping_s``: a page queued behind others can take minutes to reach its first token on
+    # CPU, and a client that hears nothing for that long gives up (llama-server starts its answer and pings too).
     events = jobs[0].events()
+    first = asyncio.ensure_future(anext(events))
+    # JSON Lines (format A) have no comment line to ping with: they wait for the first piece
+    ping_s = 0.0 if isinstance(wire, sagemaker.DialogBatchRequest) else call.settings.stream_ping_s
     try:
-        first = await until_disconnect(call, anext(events), jobs)
+        await until_disconnect(call, asyncio.wait({first}, timeout=ping_s or None), jobs)
+        if first.done():
+            first.result()
     except BaseException:
+        first.cancel()
         cancel_all(jobs)
         raise
     items = _rejoin(first, events)
     if isinstance(wire, sagemaker.DialogBatchRequest):
         return Answer(JSONLINES, chunks=streams.dialog_lines(jobs, items, note=call.note))
     if isinstance(wire, tgi.TgiRequest):
-        return Answer(streams.SSE, chunks=streams.tgi_events(jobs[0], items, note=call.note, body=wire))
-    include_usage = wire.stream_options is not None and wire.stream_options.include_usage
-    chunks = streams.chat_events(
-        jobs[0],
-        items,
-        note=call.note,
-        model=call.runtime.engine.model_id,
-        include_usage=include_usage,
-        **_chat_ids(call),
-    )
-    return Answer(streams.SSE, chunks=chunks)
+        chunks = streams.tgi_events(jobs[0], items, note=call.note, body=wire)
+    else:
+        include_usage = wire.stream_options is not None and wire.stream_options.include_usage
+        chunks = streams.chat_events(
+            jobs[0],
+            items,
+            note=call.note,
+            model=call.runtime.engine.model_id,
+            include_usage=include_usage,
+            **_chat_ids(call),
+        )
+    return Answer(streams.SSE, chunks=streams.pinged(chunks, ping_s))
 
 
-async def _rejoin(first: Item, rest: AsyncIterator[Item]) -> AsyncIterator[Item]:
-    yield first
+async def _rejoin(first: Awaitable[Item], rest: AsyncIterator[Item]) -> AsyncIterator[Item]:
+    yield await first
     async for item in rest:
         yield item
 

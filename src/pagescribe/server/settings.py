@@ -59,6 +59,10 @@ class ServerSettings(EngineOptions):
         "(Authorization: Bearer KEY or X-Api-Key: KEY)",
     )
     shutdown_timeout_s: float = Field(default=25.0, ge=0, description="grace period for in-flight requests")
+    stream_ping_s: float = Field(
+        default=15.0, ge=0, description="an event stream (OpenAI, TGI) silent this long, waiting for its first "
+        "token, starts anyway and is sent a ':' comment line as often, so clients' read timeouts hold (0: never)",
+    )
     log_level: LogLevel = Field(default="info", description="log level")
     debug: bool = Field(default=False, description="log prompt text (never image bytes)")
     sagemaker: bool | None = Field(default=None, description="SageMaker conventions (default: detected)")

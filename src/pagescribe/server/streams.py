@@ -3,11 +3,14 @@
 A stream yields bytes, or one ``StreamFailure`` if something breaks after the answer began: plain HTTP
 writes the failure's ``line`` (an error record in the stream's own format), the AWS event stream turns it
 into a ``ModelStreamError`` event. When the consumer stops early (the client left), every job of the request
-is cancelled so its slot frees at once.
+is cancelled so its slot frees at once. An event stream left silent (its page still waiting for the engine) is
+sent a comment line every so often, as llama-server does, so a client's read timeout does not drop it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -24,6 +27,7 @@ from pagescribe.wire.jsonlines import encode_line
 log = logging.getLogger("pagescribe.server")
 
 SSE = "text/event-stream"
+PING = b":\n\n"  # an SSE comment: every event-stream reader skips it
 Note = Callable[[Sequence[GenerationResult]], None]
 
 
@@ -105,6 +109,37 @@ async def tgi_events(
         yield failure(exc, sse(error_body(exc)))
     finally:
         job.cancel.cancel()
+
+
+async def pinged(chunks: AsyncIterator[Chunk], every_s: float) -> AsyncIterator[Chunk]:
+    """``chunks``, with ``PING`` whenever ``every_s`` seconds pass without one (``every_s`` 0: unchanged)."""
+    if every_s <= 0:
+        async for chunk in chunks:
+            yield chunk
+        return
+    source = aiter(chunks)
+    pending: asyncio.Future[Chunk] | None = None
+    try:
+        while True:
+            pending = pending or asyncio.ensure_future(anext(source))
+            done, _ = await asyncio.wait({pending}, timeout=every_s)
+            if not done:
+                yield PING
+                continue
+            try:
+                chunk = pending.result()
+            except StopAsyncIteration:
+                return
+            pending = None
+            yield chunk
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def sse(obj: Any) -> bytes:

@@ -130,6 +130,7 @@ async function readEvents(response, onEvent) {
     while ((end = buffer.indexOf("\n\n")) >= 0) {
       const block = buffer.slice(0, end);
       buffer = buffer.slice(end + 2);
+      if (block.startsWith(":")) continue; // a keep-alive comment while the page waits
       const data = block.replace(/^data: ?/, "");
       if (data === "[DONE]") return;
       if (data) onEvent(JSON.parse(data));
